@@ -1,0 +1,315 @@
+/**
+ * API figures for the closing note (`npm run bench`), all on 127.0.0.1 with bounded loops:
+ * 1. GET /api/machines (a page of 50 out of 10,000 rows) under autocannon: throughput and p99, against
+ *    two baselines measured in the same run: GET /healthz (the HTTP stack alone) and the route's own SQL
+ *    run directly on the data source (the database alone), printed as ratios.
+ * 2. Event latency with 500 socket.io clients connected: from the event row's commit (written the way an
+ *    activity writes it) to its receipt by each client, p50/p95 over every (event, client) pair.
+ * Uses its own database (BENCH_DATABASE_URL, default vmflow_bench) and needs no Temporal server (the
+ * client is lazy) and no libvirtd (only /readyz would use it).
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Client, Connection } from '@temporalio/client';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import type autocannon from 'autocannon';
+import pino from 'pino';
+import { io as connectSocket, type Socket } from 'socket.io-client';
+import { publishEvent } from '../src/activities/events';
+import { createApp } from '../src/api/app';
+import { signToken } from '../src/api/auth';
+import { machineScope, loadPrincipal } from '../src/api/permissions';
+import { createDataSource } from '../src/entities/data-source';
+import { Department, DepartmentMember } from '../src/entities/department';
+import { Host } from '../src/entities/host';
+import { Machine } from '../src/entities/machine';
+import { MachineTemplate } from '../src/entities/machine-template';
+import { migrateDatabase } from '../src/entities/migrate';
+import { User } from '../src/entities/user';
+import { LibvirtProvider } from '../src/libvirt/provider';
+import { libvirtNames } from '../src/workflows/shared';
+
+const ROWS = 10_000;
+const CLIENTS = 500;
+const EVENTS = 40;
+const LOAD_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 8);
+const JWT = 'vmflow-bench-jwt-secret-0123456789';
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+
+/** Runs autocannon (10 connections, LOAD_SECONDS) in a child process and returns its JSON result. */
+function runAutocannon(url: string, headers: Record<string, string>): Promise<autocannon.Result> {
+  const cli = path.resolve(__dirname, '../node_modules/autocannon/autocannon.js');
+  const args = [
+    cli,
+    '-j',
+    '-c',
+    '10',
+    '-d',
+    String(LOAD_SECONDS),
+    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]),
+    url,
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      args,
+      { maxBuffer: 16 * 1024 * 1024, timeout: (LOAD_SECONDS + 30) * 1000 },
+      (err, stdout) => {
+        if (err) return reject(err);
+        resolve(JSON.parse(stdout) as autocannon.Result);
+      },
+    );
+  });
+}
+
+/** Runs the API benchmarks and prints their figures. */
+export async function benchApi(): Promise<void> {
+  const url = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/vmflow_bench';
+  await migrateDatabase(url);
+  const ds = createDataSource(url, { poolSize: 20 });
+  await ds.initialize();
+  const temporal = new Client({
+    connection: Connection.lazy({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }),
+  });
+  const api = createApp({
+    dataSource: ds,
+    temporal,
+    libvirt: new LibvirtProvider(process.env.LIBVIRT_URI ?? 'qemu:///system'),
+    config: {
+      jwtSecret: JWT,
+      secretsKey: 'vmflow-bench-secrets-key-0123456789',
+      TEMPORAL_UI_URL: 'http://127.0.0.1:8233',
+      TEMPORAL_NAMESPACE: 'default',
+    },
+    logger: pino({ level: 'warn' }),
+  });
+  const sockets: Socket[] = [];
+  try {
+    // ---- seed: a manager of one department with 10,000 machines ------------------------------------
+    await ds.query('DELETE FROM machine');
+    await ds.query('DELETE FROM event');
+    const suffix = randomUUID().slice(0, 8);
+    const user = await ds.getRepository(User).save({
+      id: randomUUID(),
+      email: `bench-${suffix}@vmflow.local`,
+      passwordHash: 'x',
+      role: 'USER',
+      firstName: 'Bench',
+      lastName: '',
+    });
+    const deptId = randomUUID();
+    await ds.getRepository(Department).save({
+      id: deptId,
+      name: `bench ${suffix}`,
+      filterName: libvirtNames.departmentFilter(deptId),
+      networkName: null,
+    });
+    await ds.getRepository(DepartmentMember).save({ departmentId: deptId, userId: user.id, role: 'MANAGER' });
+    const tpl = await ds.getRepository(MachineTemplate).save({
+      id: randomUUID(),
+      name: `bench ${suffix}`,
+      description: '',
+      cpu: 1,
+      memoryMiB: 64,
+      storageGiB: 1,
+      os: 'none',
+    });
+    const host = await ds.getRepository(Host).save({
+      id: randomUUID(),
+      name: `bench-${suffix}`,
+      libvirtUri: 'qemu:///system',
+      taskQueue: `host-bench-${suffix}`,
+      cpus: 64,
+      memoryMiB: 262144,
+      storagePool: 'vmflow',
+      defaultNetwork: 'vmflow-default',
+    });
+    const t0 = Date.now();
+    for (let i = 0; i < ROWS; i += 1000) {
+      const chunk = Array.from({ length: Math.min(1000, ROWS - i) }, (_, j) => {
+        const id = randomUUID();
+        return {
+          id,
+          name: `vm ${i + j}`,
+          internalName: libvirtNames.domain(id),
+          libvirtUuid: null,
+          status: (i + j) % 3 ? 'off' : 'running',
+          ownerId: user.id,
+          departmentId: deptId,
+          templateId: tpl.id,
+          hostId: host.id,
+          cpu: 1,
+          memoryMiB: 64,
+          storageGiB: 1,
+          os: 'none',
+          macAddress: null,
+          networkName: null,
+          diskPath: null,
+          filterName: libvirtNames.vmFilter(id),
+          sourceMachineId: null,
+          linkedClone: false,
+          pendingHardware: null,
+          lastError: null,
+          currentOperationId: null,
+          createdAt: new Date(t0 - (ROWS - i - j) * 1000),
+        };
+      });
+      await ds
+        .createQueryBuilder()
+        .insert()
+        .into(Machine)
+        .values(chunk as never)
+        .execute();
+    }
+    const { url: base } = await api.listen(0);
+    const token = signToken(JWT, user);
+    const headers = { authorization: `Bearer ${token}` };
+
+    // ---- 1. throughput ---------------------------------------------------------------------------------
+    // autocannon runs in its own process: sharing the server's event loop would halve what it measures.
+    const load = (path: string, withAuth: boolean) =>
+      runAutocannon(`${base}${path}`, withAuth ? headers : {});
+    const check = await fetch(`${base}/api/machines?limit=50`, { headers });
+    const page = (await check.json()) as { items: unknown[]; nextCursor: string };
+    if (check.status !== 200 || page.items.length !== 50)
+      throw new Error(`GET /api/machines answered ${check.status}`);
+    const health = await load('/healthz', false);
+    const list = await load('/api/machines?limit=50', true);
+    const listNext = await load(`/api/machines?limit=50&cursor=${encodeURIComponent(page.nextCursor)}`, true);
+    // The route's SQL alone, same concurrency and duration, straight on the pool.
+    const principal = (await loadPrincipal(ds, user.id))!;
+    const scope = machineScope(principal)!;
+    const sqlLatencies: number[] = [];
+    const sqlEnd = performance.now() + LOAD_SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (performance.now() < sqlEnd) {
+          const s = performance.now();
+          await ds
+            .getRepository(Machine)
+            .createQueryBuilder('m')
+            .where(scope.where, scope.params)
+            .orderBy('m.createdAt', 'DESC')
+            .addOrderBy('m.id', 'DESC')
+            .limit(51)
+            .getMany();
+          sqlLatencies.push(performance.now() - s);
+        }
+      }),
+    );
+    sqlLatencies.sort((a, b) => a - b);
+    const sqlRps = sqlLatencies.length / LOAD_SECONDS;
+    const bad = list.non2xx + list.errors + listNext.non2xx + listNext.errors;
+    console.log(
+      `\nAPI: GET /api/machines?limit=50 over ${ROWS} rows (MANAGER scope, 10 connections, ${LOAD_SECONDS} s each, 127.0.0.1)`,
+    );
+    console.log(
+      `  first page     ${list.requests.average.toFixed(0).padStart(6)} req/s  p50 ${ms(list.latency.p50)}  p99 ${ms(list.latency.p99)}`,
+    );
+    console.log(
+      `  later page     ${listNext.requests.average.toFixed(0).padStart(6)} req/s  p50 ${ms(listNext.latency.p50)}  p99 ${ms(listNext.latency.p99)}`,
+    );
+    console.log(
+      `  baseline /healthz ${health.requests.average.toFixed(0).padStart(6)} req/s  p99 ${ms(health.latency.p99)}  → list/healthz throughput ${(list.requests.average / health.requests.average).toFixed(2)}`,
+    );
+    console.log(
+      `  baseline route SQL alone ${sqlRps.toFixed(0).padStart(6)} q/s  p99 ${ms(pct(sqlLatencies, 99))}  → list/SQL throughput ${(list.requests.average / sqlRps).toFixed(2)}`,
+    );
+    if (bad) console.log(`  WARNING: ${bad} non-2xx answers or errors during the load`);
+
+    // ---- 2. event latency with 500 clients ----------------------------------------------------------------
+    const received = new Map<number, number[]>();
+    const written = new Map<number, number>();
+    let connected = 0;
+    for (let i = 0; i < CLIENTS; i += 50) {
+      await Promise.all(
+        Array.from(
+          { length: Math.min(50, CLIENTS - i) },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const s = connectSocket(base, {
+                auth: { token },
+                transports: ['websocket'],
+                reconnection: false,
+                forceNew: true,
+              });
+              sockets.push(s);
+              s.on('vms:update', (e: { eventId: number }) => {
+                const at = performance.now();
+                let list2 = received.get(e.eventId);
+                if (!list2) received.set(e.eventId, (list2 = []));
+                list2.push(at);
+              });
+              s.once('relay:synced', () => {
+                connected++;
+                resolve();
+              });
+              s.once('connect_error', reject);
+            }),
+        ),
+      );
+    }
+    for (let n = 0; n < EVENTS; n++) {
+      const id = randomUUID();
+      // As an activity writes it: in a transaction, then committed. Time from the commit.
+      let eventId = 0;
+      await ds.transaction(async (m) => {
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'update',
+          resourceId: id,
+          payload: { machine: { id } },
+          actorId: user.id,
+          ownerId: user.id,
+          departmentId: deptId,
+          dedupeKey: `bench:${id}`,
+        });
+        eventId = Number((await m.query('SELECT LAST_INSERT_ID() AS id'))[0].id);
+      });
+      written.set(eventId, performance.now());
+      await new Promise((r) => setTimeout(r, 97 + Math.random() * 60)); // not in step with the poll
+    }
+    const deadline = Date.now() + 10_000;
+    while (
+      Date.now() < deadline &&
+      [...written.keys()].some((id) => (received.get(id)?.length ?? 0) < connected)
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    const lat: number[] = [];
+    let missing = 0;
+    for (const [id, at] of written) {
+      const got = received.get(id) ?? [];
+      missing += connected - got.length;
+      for (const r of got) lat.push(r - at);
+    }
+    lat.sort((a, b) => a - b);
+    console.log(
+      `\nEvents: row commit → socket.io client receipt, ${connected} clients connected, ${EVENTS} events (relay polls every 100 ms)`,
+    );
+    console.log(
+      `  p50 ${ms(pct(lat, 50))}  p95 ${ms(pct(lat, 95))}  p99 ${ms(pct(lat, 99))}  max ${ms(lat[lat.length - 1] ?? NaN)}  (${lat.length} deliveries, ${missing} missing)`,
+    );
+  } finally {
+    for (const s of sockets) s.close();
+    await api.close();
+    await temporal.connection.close().catch(() => undefined);
+    await ds.destroy();
+  }
+}
+
+if (require.main === module) {
+  benchApi().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

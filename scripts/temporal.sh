@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the Temporal dev server (pinned CLI v1.5.1) in the foreground, with its Web UI.
+# Settings: TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), TEMPORAL_DB (.vmflow/temporal.db).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cli="$VMFLOW_ROOT/.tools/temporal"
+[ -x "$cli" ] || die "Temporal CLI missing: run scripts/setup.sh"
+mkdir -p "$VMFLOW_STATE"
+args=(server start-dev --ip 127.0.0.1 --port "${TEMPORAL_PORT:-7233}" --namespace default
+  --db-filename "${TEMPORAL_DB:-$VMFLOW_STATE/temporal.db}" --log-level warn
+  --search-attribute MachineId=Keyword --search-attribute OperationType=Keyword)
+if [ "${TEMPORAL_HEADLESS:-0}" = 1 ]; then args+=(--headless); else args+=(--ui-port "${TEMPORAL_UI_PORT:-8233}"); fi
+exec "$cli" "${args[@]}"

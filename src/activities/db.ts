@@ -1,0 +1,725 @@
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { Department, DepartmentMember } from '../entities/department';
+import { Host } from '../entities/host';
+import { Machine, type PendingHardware } from '../entities/machine';
+import { canTransition, type MachineStatus } from '../entities/machine-status';
+import { MachineTemplate } from '../entities/machine-template';
+import {
+  Operation,
+  type OperationStatus,
+  type OperationStep,
+  type OperationType,
+  type StepStatus,
+} from '../entities/operation';
+import { User } from '../entities/user';
+import {
+  FailureType,
+  HARDWARE_LIMITS,
+  MACHINE_NAME_MAX,
+  libvirtNames,
+  type CreateMachineInput,
+  type SealedSecretRef,
+} from '../workflows/shared';
+import { publishEvent } from './events';
+import { type FaultInjector } from './faults';
+
+/** Dependencies of the database activities. */
+export interface DbActivityDeps {
+  dataSource: DataSource;
+  faults?: FaultInjector;
+}
+
+/** A machine as workflows see it (no secrets). */
+export interface MachineView {
+  id: string;
+  name: string;
+  internalName: string;
+  status: MachineStatus;
+  ownerId: string;
+  departmentId: string;
+  templateId: string;
+  hostName: string;
+  storagePool: string;
+  cpu: number;
+  memoryMiB: number;
+  storageGiB: number;
+  os: string;
+  macAddress: string | null;
+  networkName: string | null;
+  diskPath: string | null;
+  filterName: string;
+  departmentFilterName: string;
+  linkedClone: boolean;
+  sourceMachineId: string | null;
+  libvirtUuid: string | null;
+  currentOperationId: string | null;
+  pendingHardware: PendingHardware | null;
+}
+
+/** Everything createMachine needs, resolved and validated. */
+export interface CreatePlan {
+  cpu: number;
+  memoryMiB: number;
+  storageGiB: number;
+  os: string;
+  internalName: string;
+  filterName: string;
+  departmentFilterName: string;
+  networkName: string;
+  host: { name: string; storagePool: string; cpus: number; memoryMiB: number };
+}
+
+const fail = (type: string, message: string, details?: Record<string, unknown>) =>
+  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
+
+function stringField(obj: Record<string, unknown> | null, key: string): string | null {
+  const v = obj?.[key];
+  return typeof v === 'string' ? v : null;
+}
+
+function isDuplicate(err: unknown): boolean {
+  return err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
+}
+
+function checkRange(field: keyof typeof HARDWARE_LIMITS, value: number | undefined): void {
+  if (value === undefined) return;
+  const { min, max } = HARDWARE_LIMITS[field];
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw fail(FailureType.Validation, `${field} must be an integer from ${min} to ${max}`, { field });
+  }
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Validates a machine name: 1–100 printable characters, no control characters, not blank. */
+export function checkMachineName(name: string): void {
+  if (
+    typeof name !== 'string' ||
+    !name.trim() ||
+    name.length > MACHINE_NAME_MAX ||
+    CONTROL_CHARS.test(name)
+  ) {
+    throw fail(FailureType.Validation, `name must be 1–${MACHINE_NAME_MAX} printable characters`, {
+      field: 'name',
+    });
+  }
+}
+
+async function loadMachineView(m: EntityManager, machineId: string): Promise<MachineView | null> {
+  const row = await m.findOne(Machine, { where: { id: machineId } });
+  if (!row) return null;
+  const [host, dept] = await Promise.all([
+    m.findOneOrFail(Host, { where: { id: row.hostId } }),
+    m.findOneOrFail(Department, { where: { id: row.departmentId } }),
+  ]);
+  return {
+    id: row.id,
+    name: row.name,
+    internalName: row.internalName,
+    status: row.status,
+    ownerId: row.ownerId,
+    departmentId: row.departmentId,
+    templateId: row.templateId,
+    hostName: host.name,
+    storagePool: host.storagePool,
+    cpu: row.cpu,
+    memoryMiB: row.memoryMiB,
+    storageGiB: row.storageGiB,
+    os: row.os,
+    macAddress: row.macAddress,
+    networkName: row.networkName,
+    diskPath: row.diskPath,
+    filterName: row.filterName,
+    departmentFilterName: dept.filterName,
+    linkedClone: row.linkedClone,
+    sourceMachineId: row.sourceMachineId,
+    libvirtUuid: row.libvirtUuid,
+    currentOperationId: row.currentOperationId,
+    pendingHardware: row.pendingHardware,
+  };
+}
+
+/** Registers (or refreshes) a hypervisor host; the worker calls it on start. */
+export async function registerHost(ds: DataSource, h: Omit<Host, 'id' | 'lastSeenAt'>): Promise<Host> {
+  const repo = ds.getRepository(Host);
+  const existing = await repo.findOne({ where: { name: h.name } });
+  const row = repo.create({ ...existing, ...h, id: existing?.id ?? randomUUID() });
+  return repo.save(row);
+}
+
+/** Database and event activities. Run on the control task queue. Each one is idempotent. */
+export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
+  const tx = <T>(fn: (m: EntityManager) => Promise<T>) => dataSource.transaction(fn);
+  const workflowId = () => {
+    try {
+      return Context.current().info.workflowExecution?.workflowId ?? null;
+    } catch {
+      return null;
+    }
+  };
+
+  return {
+    /** Records the start of an operation (upsert by id). */
+    async beginOperation(input: {
+      operationId: string;
+      type: OperationType;
+      machineId: string | null;
+      actorId: string | null;
+      idempotencyKey?: string | null;
+      input: Record<string, unknown>;
+      at: string;
+    }): Promise<void> {
+      const repo = dataSource.getRepository(Operation);
+      if (await repo.exists({ where: { id: input.operationId } })) return;
+      try {
+        await repo.insert({
+          id: input.operationId,
+          workflowId: workflowId() ?? '',
+          type: input.type,
+          machineId: input.machineId,
+          actorId: input.actorId,
+          idempotencyKey: input.idempotencyKey ?? null,
+          status: 'running',
+          steps: [],
+          input: input.input as never,
+          error: null,
+          startedAt: new Date(input.at),
+          finishedAt: null,
+        });
+      } catch (err) {
+        if (!isDuplicate(err)) throw err;
+      }
+    },
+
+    /**
+     * Appends a step to the operation and emits `vms:progress`. `at` comes from the workflow clock so a
+     * retry writes the same entry, which is then recognised and skipped.
+     */
+    async recordStep(input: {
+      operationId: string;
+      machineId: string | null;
+      step: string;
+      status: StepStatus;
+      at: string;
+      error?: string;
+    }): Promise<void> {
+      await tx(async (m) => {
+        const op = await m.findOne(Operation, {
+          where: { id: input.operationId },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (!op) return;
+        const entry: OperationStep = { name: input.step, status: input.status, at: input.at };
+        if (input.error) entry.error = input.error;
+        if (!op.steps.some((s) => s.name === entry.name && s.status === entry.status && s.at === entry.at)) {
+          await m.update(Operation, { id: op.id }, { steps: [...op.steps, entry] });
+        }
+        const machine = input.machineId ? await m.findOne(Machine, { where: { id: input.machineId } }) : null;
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'progress',
+          resourceId: input.machineId,
+          payload: {
+            operationId: op.id,
+            type: op.type,
+            step: input.step,
+            status: input.status,
+            error: input.error,
+            at: input.at,
+          },
+          actorId: op.actorId,
+          workflowId: op.workflowId,
+          // Before the row exists and after it is gone, route by what the operation was asked to do.
+          ownerId: machine?.ownerId ?? stringField(op.input, 'ownerId'),
+          departmentId: machine?.departmentId ?? stringField(op.input, 'departmentId'),
+          dedupeKey: `${op.id}:${input.step}:${input.status}:${input.at}`,
+        });
+      });
+    },
+
+    /** Marks an operation finished (idempotent: a finished operation keeps its first outcome). */
+    async finishOperation(input: {
+      operationId: string;
+      status: OperationStatus;
+      error?: string;
+      at: string;
+    }): Promise<void> {
+      await dataSource
+        .getRepository(Operation)
+        .createQueryBuilder()
+        .update()
+        .set({ status: input.status, error: input.error ?? null, finishedAt: new Date(input.at) })
+        .where('id = :id AND status = :running', { id: input.operationId, running: 'running' })
+        .execute();
+    },
+
+    /** Validates a create request and resolves its defaults, host, network and libvirt names. */
+    async planCreate(input: CreateMachineInput): Promise<CreatePlan> {
+      await faults?.check('planCreate', 'before');
+      checkMachineName(input.name);
+      checkRange('cpu', input.cpu);
+      checkRange('memoryMiB', input.memoryMiB);
+      checkRange('storageGiB', input.storageGiB);
+      const m = dataSource.manager;
+      const [template, dept, owner] = await Promise.all([
+        m.findOne(MachineTemplate, { where: { id: input.templateId } }),
+        m.findOne(Department, { where: { id: input.departmentId } }),
+        m.findOne(User, { where: { id: input.ownerId } }),
+      ]);
+      if (!template) throw fail(FailureType.NotFound, 'template not found', { field: 'templateId' });
+      if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      if (!owner) throw fail(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
+      if (owner.role !== 'ADMIN') {
+        const member = await m.findOne(DepartmentMember, {
+          where: { departmentId: dept.id, userId: owner.id },
+        });
+        if (!member)
+          throw fail(FailureType.Forbidden, 'the owner is not a member of this department', {
+            field: 'departmentId',
+          });
+      }
+      const host = input.hostName
+        ? await m.findOne(Host, { where: { name: input.hostName } })
+        : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
+      if (!host)
+        throw fail(
+          FailureType.NotFound,
+          input.hostName ? 'host not found' : 'no hypervisor host is registered',
+          { field: 'hostName' },
+        );
+      const cpu = input.cpu ?? template.cpu;
+      const memoryMiB = input.memoryMiB ?? template.memoryMiB;
+      if (cpu > host.cpus)
+        throw fail(FailureType.Refused, `cpu ${cpu} exceeds the host's ${host.cpus} CPUs`, { field: 'cpu' });
+      if (memoryMiB > host.memoryMiB) {
+        throw fail(FailureType.Refused, `memory ${memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`, {
+          field: 'memory',
+        });
+      }
+      const taken = await m.exists(Machine, { where: { departmentId: dept.id, name: input.name } });
+      const mine = await m.findOne(Machine, { where: { id: input.machineId } });
+      if (taken && !mine)
+        throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+          field: 'name',
+        });
+      await faults?.check('planCreate', 'after');
+      return {
+        cpu,
+        memoryMiB,
+        storageGiB: input.storageGiB ?? template.storageGiB,
+        os: template.os,
+        internalName: libvirtNames.domain(input.machineId),
+        filterName: libvirtNames.vmFilter(input.machineId),
+        departmentFilterName: dept.filterName,
+        networkName: input.networkName ?? dept.networkName ?? host.defaultNetwork,
+        host: {
+          name: host.name,
+          storagePool: host.storagePool,
+          cpus: host.cpus,
+          memoryMiB: Number(host.memoryMiB),
+        },
+      };
+    },
+
+    /** Validates a clone request: the source exists and is off, the name is free. Returns the source and the plan. */
+    async planClone(input: {
+      sourceMachineId: string;
+      machineId: string;
+      name: string;
+    }): Promise<{ source: MachineView; plan: CreatePlan }> {
+      await faults?.check('planClone', 'before');
+      checkMachineName(input.name);
+      const m = dataSource.manager;
+      const source = await loadMachineView(m, input.sourceMachineId);
+      if (!source) throw fail(FailureType.NotFound, 'source machine not found', { field: 'sourceMachineId' });
+      if (source.status !== 'off') {
+        throw fail(FailureType.Refused, `the source must be off to be cloned (it is ${source.status})`, {
+          field: 'sourceMachineId',
+        });
+      }
+      if (!source.diskPath)
+        throw fail(FailureType.Refused, 'the source has no disk', { field: 'sourceMachineId' });
+      const taken = await m.exists(Machine, {
+        where: { departmentId: source.departmentId, name: input.name },
+      });
+      const mine = await m.exists(Machine, { where: { id: input.machineId } });
+      if (taken && !mine)
+        throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+          field: 'name',
+        });
+      const host = await m.findOneOrFail(Host, { where: { name: source.hostName } });
+      await faults?.check('planClone', 'after');
+      return {
+        source,
+        plan: {
+          cpu: source.cpu,
+          memoryMiB: source.memoryMiB,
+          storageGiB: source.storageGiB,
+          os: source.os,
+          internalName: libvirtNames.domain(input.machineId),
+          filterName: libvirtNames.vmFilter(input.machineId),
+          departmentFilterName: source.departmentFilterName,
+          networkName: source.networkName ?? host.defaultNetwork,
+          host: {
+            name: host.name,
+            storagePool: host.storagePool,
+            cpus: host.cpus,
+            memoryMiB: Number(host.memoryMiB),
+          },
+        },
+      };
+    },
+
+    /**
+     * Validates a hardware change against the limits and the host's capacity: at least one field, disks
+     * only grow. Returns the machine.
+     */
+    async planHardware(input: {
+      machineId: string;
+      cpu?: number;
+      memoryMiB?: number;
+      storageGiB?: number;
+    }): Promise<MachineView> {
+      await faults?.check('planHardware', 'before');
+      if (input.cpu === undefined && input.memoryMiB === undefined && input.storageGiB === undefined) {
+        throw fail(FailureType.Validation, 'give at least one of cpu, memory, storage', { field: 'cpu' });
+      }
+      checkRange('cpu', input.cpu);
+      checkRange('memoryMiB', input.memoryMiB);
+      checkRange('storageGiB', input.storageGiB);
+      const m = dataSource.manager;
+      const machine = await loadMachineView(m, input.machineId);
+      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      const host = await m.findOneOrFail(Host, { where: { name: machine.hostName } });
+      if (input.cpu !== undefined && input.cpu > host.cpus) {
+        throw fail(FailureType.Refused, `cpu ${input.cpu} exceeds the host's ${host.cpus} CPUs`, {
+          field: 'cpu',
+        });
+      }
+      if (input.memoryMiB !== undefined && input.memoryMiB > Number(host.memoryMiB)) {
+        throw fail(
+          FailureType.Refused,
+          `memory ${input.memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
+          { field: 'memory' },
+        );
+      }
+      if (input.storageGiB !== undefined && input.storageGiB < machine.storageGiB) {
+        throw fail(
+          FailureType.Refused,
+          `disks only grow: ${input.storageGiB} GiB is less than the current ${machine.storageGiB} GiB`,
+          {
+            field: 'storage',
+          },
+        );
+      }
+      if (
+        input.storageGiB !== undefined &&
+        input.storageGiB > machine.storageGiB &&
+        machine.linkedClone === false
+      ) {
+        const clones = await m.count(Machine, { where: { sourceMachineId: machine.id, linkedClone: true } });
+        if (clones > 0)
+          throw fail(FailureType.Refused, 'this machine backs linked clones; its disk cannot change', {
+            field: 'storage',
+          });
+      }
+      await faults?.check('planHardware', 'after');
+      return machine;
+    },
+
+    /** Inserts the machine row in status `creating` (idempotent by id) and emits `vms:create`. */
+    async insertMachine(input: {
+      operationId: string;
+      actorId: string | null;
+      machineId: string;
+      name: string;
+      ownerId: string;
+      departmentId: string;
+      templateId: string;
+      hostName: string;
+      plan: Pick<
+        CreatePlan,
+        'cpu' | 'memoryMiB' | 'storageGiB' | 'os' | 'internalName' | 'filterName' | 'networkName'
+      >;
+      status?: MachineStatus;
+      sourceMachineId?: string | null;
+      linkedClone?: boolean;
+      guestSecrets?: SealedSecretRef;
+    }): Promise<MachineView> {
+      await faults?.check('insertMachine', 'before');
+      const view = await tx(async (m) => {
+        const existing = await loadMachineView(m, input.machineId);
+        if (existing) return existing;
+        const host = await m.findOneOrFail(Host, { where: { name: input.hostName } });
+        try {
+          await m.insert(Machine, {
+            id: input.machineId,
+            name: input.name,
+            internalName: input.plan.internalName,
+            libvirtUuid: null,
+            status: input.status ?? 'creating',
+            ownerId: input.ownerId,
+            departmentId: input.departmentId,
+            templateId: input.templateId,
+            hostId: host.id,
+            cpu: input.plan.cpu,
+            memoryMiB: input.plan.memoryMiB,
+            storageGiB: input.plan.storageGiB,
+            os: input.plan.os,
+            macAddress: null,
+            networkName: input.plan.networkName,
+            diskPath: null,
+            filterName: input.plan.filterName,
+            sourceMachineId: input.sourceMachineId ?? null,
+            linkedClone: input.linkedClone ?? false,
+            pendingHardware: null,
+            lastError: null,
+            currentOperationId: input.operationId,
+            guestSecrets: input.guestSecrets ?? null,
+          } as Partial<Machine>);
+        } catch (err) {
+          if (isDuplicate(err))
+            throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+              field: 'name',
+            });
+          throw err;
+        }
+        const view = (await loadMachineView(m, input.machineId))!;
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'create',
+          resourceId: view.id,
+          payload: { machine: publicMachine(view), operationId: input.operationId },
+          actorId: input.actorId,
+          workflowId: workflowId(),
+          ownerId: view.ownerId,
+          departmentId: view.departmentId,
+          dedupeKey: `${input.operationId}:vms:create`,
+        });
+        return view;
+      });
+      await faults?.check('insertMachine', 'after');
+      return view;
+    },
+
+    /** Loads a machine (null when it does not exist). */
+    async getMachine(machineId: string): Promise<MachineView | null> {
+      return loadMachineView(dataSource.manager, machineId);
+    },
+
+    /** Counts machines whose disk is a linked clone of this one (they protect it from destroy). */
+    async countLinkedClones(machineId: string): Promise<number> {
+      return dataSource
+        .getRepository(Machine)
+        .count({ where: { sourceMachineId: machineId, linkedClone: true } });
+    },
+
+    /**
+     * Moves a machine to a status, accepting only the legal transitions (and `from`, when given, as the
+     * statuses it must currently be in), records fields alongside, and emits an event. Re-running with
+     * the machine already in the target status changes nothing.
+     */
+    async setMachineStatus(input: {
+      operationId: string | null;
+      actorId?: string | null;
+      machineId: string;
+      status: MachineStatus;
+      from?: MachineStatus[];
+      /** Event action to emit (default `update`): `power_on`, `power_off`, `suspend`, `resume`… */
+      action?: string;
+      fields?: Partial<
+        Pick<
+          Machine,
+          | 'libvirtUuid'
+          | 'macAddress'
+          | 'diskPath'
+          | 'cpu'
+          | 'memoryMiB'
+          | 'storageGiB'
+          | 'pendingHardware'
+          | 'lastError'
+          | 'networkName'
+        >
+      >;
+      /** Clears currentOperationId (undos, and a clone's source); operations otherwise release at their very end. */
+      release?: boolean;
+      /** For events not caused by an operation (hypervisor events): makes the event write idempotent. */
+      eventKey?: string;
+      /** Change nothing if an operation owns the machine (hypervisor events defer to running workflows). */
+      idleOnly?: boolean;
+      /**
+       * Change nothing unless this operation holds the machine (currentOperationId): how an undo of a
+       * status change reverts only what its own operation did, never another operation's lock.
+       */
+      onlyIfHeldBy?: string;
+    }): Promise<MachineView> {
+      await faults?.check(`setMachineStatus:${input.status}`, 'before');
+      const view = await tx(async (m) => {
+        const row = await m.findOne(Machine, {
+          where: { id: input.machineId },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (!row) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        if (input.idleOnly && (row.currentOperationId || row.status === input.status))
+          return (await loadMachineView(m, row.id))!;
+        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
+          return (await loadMachineView(m, row.id))!;
+        const same = row.status === input.status;
+        if (!same) {
+          if (input.from && !input.from.includes(row.status)) {
+            throw fail(
+              FailureType.IllegalTransition,
+              `machine is ${row.status}, expected ${input.from.join(' or ')}`,
+              {
+                status: row.status,
+              },
+            );
+          }
+          if (!canTransition(row.status, input.status)) {
+            throw fail(
+              FailureType.IllegalTransition,
+              `machine cannot go from ${row.status} to ${input.status}`,
+              {
+                status: row.status,
+              },
+            );
+          }
+        }
+        const patch: Partial<Machine> = { status: input.status, ...(input.fields ?? {}) };
+        if (input.operationId && !input.release) patch.currentOperationId = input.operationId;
+        if (input.release) patch.currentOperationId = null;
+        await m.update(Machine, { id: row.id }, patch);
+        const view = (await loadMachineView(m, row.id))!;
+        await publishEvent(m, {
+          resource: 'vms',
+          action: input.action ?? 'update',
+          resourceId: view.id,
+          payload: {
+            machine: publicMachine(view),
+            operationId: input.operationId,
+            previousStatus: row.status,
+          },
+          actorId: input.actorId ?? null,
+          workflowId: workflowId(),
+          ownerId: view.ownerId,
+          departmentId: view.departmentId,
+          dedupeKey:
+            input.eventKey ?? `${input.operationId}:status:${input.status}:${input.action ?? 'update'}`,
+        });
+        return view;
+      });
+      await faults?.check(`setMachineStatus:${input.status}`, 'after');
+      return view;
+    },
+
+    /**
+     * Marks a machine whose create or clone failed as `failed`, with the reason (no-op when the row was
+     * never written). Its hypervisor resources are gone by then: the saga compensated first.
+     */
+    async failMachine(input: {
+      operationId: string;
+      actorId: string | null;
+      machineId: string;
+      error: string;
+    }): Promise<void> {
+      await tx(async (m) => {
+        const row = await m.findOne(Machine, {
+          where: { id: input.machineId },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (!row) return;
+        await m.update(
+          Machine,
+          { id: row.id },
+          { status: 'failed', lastError: input.error, currentOperationId: null },
+        );
+        const view = (await loadMachineView(m, row.id))!;
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'update',
+          resourceId: view.id,
+          payload: {
+            machine: publicMachine(view),
+            operationId: input.operationId,
+            error: input.error,
+            previousStatus: row.status,
+          },
+          actorId: input.actorId,
+          workflowId: workflowId(),
+          ownerId: view.ownerId,
+          departmentId: view.departmentId,
+          dedupeKey: `${input.operationId}:status:failed`,
+        });
+      });
+    },
+
+    /**
+     * Ends an operation's hold on a machine (currentOperationId), if it still has it. The last write of
+     * every operation, after all its steps: until then its undos can tell their own changes apart.
+     */
+    async releaseMachine(input: { machineId: string; operationId: string }): Promise<void> {
+      await dataSource
+        .getRepository(Machine)
+        .createQueryBuilder()
+        .update()
+        .set({ currentOperationId: null })
+        .where('id = :id AND currentOperationId = :op', { id: input.machineId, op: input.operationId })
+        .execute();
+    },
+
+    /** Deletes the machine row (idempotent) and emits `vms:delete`. */
+    async deleteMachine(input: {
+      operationId: string;
+      actorId: string | null;
+      machineId: string;
+    }): Promise<void> {
+      await faults?.check('deleteMachine', 'before');
+      await tx(async (m) => {
+        const view = await loadMachineView(m, input.machineId);
+        if (!view) return;
+        await m.delete(Machine, { id: input.machineId });
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'delete',
+          resourceId: input.machineId,
+          payload: { machine: publicMachine(view), operationId: input.operationId },
+          actorId: input.actorId,
+          workflowId: workflowId(),
+          ownerId: view.ownerId,
+          departmentId: view.departmentId,
+          dedupeKey: `${input.operationId}:vms:delete`,
+        });
+      });
+      await faults?.check('deleteMachine', 'after');
+    },
+  };
+}
+
+/** The fields of a machine that events and API responses carry. */
+export function publicMachine(v: MachineView): Record<string, unknown> {
+  return {
+    id: v.id,
+    name: v.name,
+    status: v.status,
+    ownerId: v.ownerId,
+    departmentId: v.departmentId,
+    templateId: v.templateId,
+    hostName: v.hostName,
+    cpu: v.cpu,
+    memoryMiB: v.memoryMiB,
+    storageGiB: v.storageGiB,
+    os: v.os,
+    macAddress: v.macAddress,
+    networkName: v.networkName,
+    linkedClone: v.linkedClone,
+    sourceMachineId: v.sourceMachineId,
+    pendingHardware: v.pendingHardware,
+    currentOperationId: v.currentOperationId,
+  };
+}
+
+export type DbActivities = ReturnType<typeof createDbActivities>;

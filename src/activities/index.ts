@@ -1,0 +1,36 @@
+import { type DataSource } from 'typeorm';
+import { type LibvirtProvider } from '../libvirt/provider';
+import { type SecretBox } from '../secrets';
+import { createDbActivities } from './db';
+import { type FaultInjector } from './faults';
+import { createHostActivities } from './host';
+import { createLibvirtActivities } from './libvirt';
+import { createNwfilterActivities } from './nwfilter';
+import { heartbeating } from './retry';
+import { createStorageActivities } from './storage';
+
+/** Everything the activities of a process need; the worker builds it once. */
+export interface ActivityDeps {
+  libvirt: LibvirtProvider;
+  dataSource: DataSource;
+  secrets: SecretBox;
+  /** Test-only fault injector; production has none. */
+  faults?: FaultInjector;
+  /** Force a virtualization type instead of probing the host. */
+  virtType?: 'kvm' | 'qemu';
+}
+
+/** Activities served on the host's task queue (hypervisor work: libvirt, storage, nwfilter). */
+export function createHypervisorActivities(deps: ActivityDeps) {
+  return heartbeating({
+    ...createHostActivities(deps),
+    ...createLibvirtActivities(deps),
+    ...createStorageActivities(deps),
+    ...createNwfilterActivities(deps),
+  });
+}
+
+/** Activities served on the control task queue (database and events). */
+export function createControlActivities(deps: ActivityDeps) {
+  return heartbeating({ ...createDbActivities(deps) });
+}

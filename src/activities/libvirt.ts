@@ -1,0 +1,426 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { type Connection, type Domain } from '../libvirt/connection';
+import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
+import { type LibvirtProvider } from '../libvirt/provider';
+import { buildDomainXml, parseDomainXml } from '../libvirt/xml';
+import { macFromId, type SecretBox } from '../secrets';
+import { FailureType } from '../workflows/shared';
+import { type FaultInjector } from './faults';
+import { pollUntil } from './retry';
+
+/** Dependencies of the domain activities. */
+export interface LibvirtActivityDeps {
+  libvirt: LibvirtProvider;
+  secrets: SecretBox;
+  faults?: FaultInjector;
+  /** Force a virtualization type instead of probing the host (VIRT_TYPE). */
+  virtType?: 'kvm' | 'qemu';
+}
+
+/** What createMachine/cloneMachine ask the host to define. */
+export interface DomainPlan {
+  machineId: string;
+  operationId: string;
+  internalName: string;
+  /** The user's machine name: reaches libvirt only as the escaped <title>. */
+  title: string;
+  cpu: number;
+  memoryMiB: number;
+  diskPath: string;
+  networkName: string;
+  filterName: string;
+}
+
+/** Hardware as libvirt has it: persistent config and, when running, live values. */
+export interface DomainHardware {
+  active: boolean;
+  state: string;
+  config: { cpu: number; maxCpu: number; memoryMiB: number; maxMemoryMiB: number };
+  live: { cpu: number; memoryMiB: number } | null;
+}
+
+/** Result of applying a hardware change. */
+export interface HardwareApplied {
+  /** What is in effect now in the running guest (null when off). */
+  live: { cpu?: number; memoryMiB?: number };
+  /** What only applies at the next boot. */
+  pending: { cpu?: number; memoryMiB?: number };
+}
+
+const notFound = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN);
+const permanent = (type: string, message: string, details?: Record<string, unknown>) =>
+  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
+
+/** The largest vCPU count a machine can be hot-plugged to on a host. */
+export function maxVcpusFor(hostCpus: number, cpu: number): number {
+  return Math.max(cpu, Math.min(hostCpus, 64));
+}
+/** The largest memory a machine can be ballooned up to: twice its size, within the host's memory. */
+export function maxMemoryFor(hostMemoryMiB: number, memoryMiB: number): number {
+  return Math.max(memoryMiB, Math.min(hostMemoryMiB, memoryMiB * 2));
+}
+
+/**
+ * Domain activities (define, undefine, power, hardware). Run on the host's task queue. Each one looks
+ * before it acts, so running it twice gives the same result, and each refuses to touch a domain whose
+ * vmflow metadata names another machine.
+ */
+export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: LibvirtActivityDeps) {
+  let probedType: Promise<'kvm' | 'qemu'> | null = null;
+
+  async function lookup(conn: Connection, name: string): Promise<Domain | null> {
+    try {
+      return await conn.lookupDomainByName(name);
+    } catch (e) {
+      if (notFound(e)) return null;
+      throw e;
+    }
+  }
+
+  /** The domain of a machine, checked to be ours; null when it does not exist. */
+  async function ours(name: string, machineId: string): Promise<Domain | null> {
+    const conn = await libvirt.get();
+    const dom = await lookup(conn, name);
+    if (!dom) return null;
+    const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
+    if (parsed.metadata.machineId !== machineId) {
+      throw permanent(
+        FailureType.Refused,
+        `domain ${name} belongs to another machine (${parsed.metadata.machineId ?? 'none'})`,
+      );
+    }
+    return dom;
+  }
+
+  async function mustHave(name: string, machineId: string): Promise<Domain> {
+    const dom = await ours(name, machineId);
+    if (!dom) throw permanent(FailureType.NotFound, `domain ${name} does not exist on this host`);
+    return dom;
+  }
+
+  /**
+   * kvm where the host can really run it, else qemu (TCG). libvirt lists kvm whenever /dev/kvm exists,
+   * even where QEMU may not open it, so probe once: start a tiny paused kvm domain and remove it.
+   */
+  async function domainType(): Promise<'kvm' | 'qemu'> {
+    if (virtType) return virtType;
+    probedType ??= (async () => {
+      const conn = await libvirt.get();
+      const caps = await conn.getCapabilities();
+      if (!/<arch name='x86_64'>[\s\S]*?<domain type='kvm'/.test(caps)) return 'qemu';
+      const name = `vmflow-kvm-probe-${process.pid}`;
+      let dom: Domain | null = null;
+      try {
+        dom = await conn.defineDomain(
+          buildDomainXml({ name, type: 'kvm', memoryMiB: 16, vcpus: 1, disks: [], interfaces: [] }),
+        );
+        await dom.start({ paused: true });
+        return 'kvm';
+      } catch {
+        return 'qemu';
+      } finally {
+        if (dom) {
+          await dom.destroy().catch(() => undefined);
+          await dom.undefine().catch(() => undefined);
+        }
+      }
+    })();
+    return probedType;
+  }
+
+  async function powerStep(step: string, fn: () => Promise<void>): Promise<void> {
+    await faults?.check(step, 'before');
+    await fn();
+    await faults?.check(step, 'after');
+  }
+
+  return {
+    /** Defines the machine's domain if it is not defined yet. Returns its libvirt UUID and MAC. */
+    async defineDomain(plan: DomainPlan): Promise<{ uuid: string; mac: string }> {
+      await faults?.check('defineDomain', 'before');
+      const conn = await libvirt.get();
+      let dom = await ours(plan.internalName, plan.machineId);
+      const mac = macFromId(plan.machineId);
+      if (!dom) {
+        const node = await conn.getNodeInfo();
+        const hostMemMiB = Math.floor(node.memoryKiB / 1024);
+        const xml = buildDomainXml({
+          name: plan.internalName,
+          // The libvirt UUID is the machine id: two attempts racing (a retry while the first still runs)
+          // define the very same domain instead of conflicting.
+          uuid: plan.machineId,
+          title: plan.title,
+          type: await domainType(),
+          memoryMiB: plan.memoryMiB,
+          maxMemoryMiB: maxMemoryFor(hostMemMiB, plan.memoryMiB),
+          vcpus: plan.cpu,
+          maxVcpus: maxVcpusFor(node.cpus, plan.cpu),
+          disks: [{ path: plan.diskPath, format: 'qcow2', target: 'vda', bus: 'virtio', boot: 1 }],
+          interfaces: [
+            {
+              type: 'network',
+              source: plan.networkName,
+              mac,
+              model: 'virtio',
+              filterref: { filter: plan.filterName },
+            },
+          ],
+          graphics: { type: 'vnc', listen: '127.0.0.1', password: secrets.consolePassword(plan.machineId) },
+          guestAgent: true,
+          vmflowAgent: true,
+          metadata: { machineId: plan.machineId, operationId: plan.operationId },
+        });
+        dom = await conn.defineDomain(xml);
+      }
+      const uuid = await dom.getUUID();
+      await faults?.check('defineDomain', 'after');
+      return { uuid, mac };
+    },
+
+    /** Removes the machine's domain: forced off if running, then undefined with its NVRAM and managed save. */
+    async undefineDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await faults?.check('undefineDomain', 'before');
+      const dom = await ours(input.internalName, input.machineId);
+      if (dom) {
+        if (await dom.isActive()) {
+          try {
+            await dom.destroy();
+          } catch (e) {
+            if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e; // stopped meanwhile
+          }
+        }
+        try {
+          await dom.undefine({ nvram: true, managedSave: true, snapshotsMetadata: true });
+        } catch (e) {
+          if (!notFound(e)) throw e;
+        }
+      }
+      await faults?.check('undefineDomain', 'after');
+    },
+
+    /** The domain's state ('absent' when it is not defined). */
+    async getDomainState(input: { internalName: string; machineId: string }): Promise<string> {
+      const dom = await ours(input.internalName, input.machineId);
+      if (!dom) return 'absent';
+      return (await dom.getState()).state;
+    },
+
+    /** Starts the domain (no-op when running; resumes when paused). */
+    async startDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('startDomain', async () => {
+        const dom = await mustHave(input.internalName, input.machineId);
+        const { state } = await dom.getState();
+        if (state === 'running') return;
+        if (state === 'paused') return dom.resume();
+        await dom.start();
+      });
+    },
+
+    /**
+     * Asks the guest to shut down (ACPI) and waits, heartbeating, up to the deadline. Returns whether it
+     * stopped; it does not force anything (the workflow decides).
+     */
+    async shutdownDomain(input: {
+      internalName: string;
+      machineId: string;
+      timeoutSec: number;
+    }): Promise<'done' | 'timeout'> {
+      await faults?.check('shutdownDomain', 'before');
+      const dom = await mustHave(input.internalName, input.machineId);
+      const stopped = async () => {
+        const { state } = await dom.getState();
+        return state === 'shutoff' || state === 'crashed' ? true : undefined;
+      };
+      if (await stopped()) return 'done';
+      try {
+        await dom.shutdown();
+      } catch (e) {
+        if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
+      }
+      const done = await pollUntil(stopped, { deadlineMs: input.timeoutSec * 1000, intervalMs: 250 });
+      await faults?.check('shutdownDomain', 'after');
+      return done ? 'done' : 'timeout';
+    },
+
+    /** Forces the domain off (no-op when already off). */
+    async forceOffDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('forceOffDomain', async () => {
+        const dom = await ours(input.internalName, input.machineId);
+        if (!dom || !(await dom.isActive())) return;
+        try {
+          await dom.destroy();
+        } catch (e) {
+          if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
+        }
+      });
+    },
+
+    /** Reboots (ACPI) a running domain. */
+    async rebootDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('rebootDomain', async () =>
+        (await mustHave(input.internalName, input.machineId)).reboot(),
+      );
+    },
+
+    /** Resets (hard) a running domain. */
+    async resetDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('resetDomain', async () =>
+        (await mustHave(input.internalName, input.machineId)).reset(),
+      );
+    },
+
+    /** Pauses a running domain (no-op when paused). */
+    async suspendDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('suspendDomain', async () => {
+        const dom = await mustHave(input.internalName, input.machineId);
+        if ((await dom.getState()).state === 'paused') return;
+        await dom.suspend();
+      });
+    },
+
+    /** Resumes a paused domain (no-op when running). */
+    async resumeDomain(input: { internalName: string; machineId: string }): Promise<void> {
+      await powerStep('resumeDomain', async () => {
+        const dom = await mustHave(input.internalName, input.machineId);
+        if ((await dom.getState()).state === 'running') return;
+        await dom.resume();
+      });
+    },
+
+    /** Reads the domain's hardware: persistent config and live values. */
+    async getDomainHardware(input: { internalName: string; machineId: string }): Promise<DomainHardware> {
+      const dom = await mustHave(input.internalName, input.machineId);
+      const [cfg, state] = await Promise.all([
+        dom.getXML({ inactive: true }).then(parseDomainXml),
+        dom.getState(),
+      ]);
+      const active = state.state === 'running' || state.state === 'paused' || state.state === 'blocked';
+      let live: DomainHardware['live'] = null;
+      if (active) {
+        const cur = parseDomainXml(await dom.getXML());
+        live = { cpu: cur.vcpus, memoryMiB: cur.memoryMiB };
+      }
+      return {
+        active,
+        state: state.state,
+        config: {
+          cpu: cfg.vcpus,
+          maxCpu: cfg.maxVcpus,
+          memoryMiB: cfg.memoryMiB,
+          maxMemoryMiB: cfg.maxMemoryMiB,
+        },
+        live,
+      };
+    },
+
+    /**
+     * Writes vCPUs and memory to the persistent config (raising a maximum where the value exceeds it).
+     * Always reversible by {@link restoreDomainHardware}. Idempotent.
+     */
+    async configureDomainHardware(input: {
+      internalName: string;
+      machineId: string;
+      cpu?: number;
+      memoryMiB?: number;
+    }): Promise<void> {
+      await faults?.check('configureDomainHardware', 'before');
+      const dom = await mustHave(input.internalName, input.machineId);
+      const cfg = parseDomainXml(await dom.getXML({ inactive: true }));
+      if (input.cpu !== undefined) {
+        if (input.cpu > cfg.maxVcpus) await dom.setVcpus(input.cpu, { config: true, maximum: true });
+        await dom.setVcpus(input.cpu, { config: true });
+      }
+      if (input.memoryMiB !== undefined) {
+        const kib = input.memoryMiB * 1024;
+        if (input.memoryMiB > cfg.maxMemoryMiB) await dom.setMemory(kib, { config: true, maximum: true });
+        await dom.setMemory(kib, { config: true });
+      }
+      await faults?.check('configureDomainHardware', 'after');
+    },
+
+    /**
+     * Applies to a running guest what libvirt can apply live: memory up to the running maximum (balloon),
+     * vCPUs **up** to the running maximum (hot-plug). Removing vCPUs needs the guest's cooperation, so a
+     * decrease waits for the next boot, like anything beyond a maximum. Returns what is live and what is
+     * pending. No-op when the domain is off.
+     */
+    async applyLiveHardware(input: {
+      internalName: string;
+      machineId: string;
+      cpu?: number;
+      memoryMiB?: number;
+    }): Promise<HardwareApplied> {
+      await faults?.check('applyLiveHardware', 'before');
+      const dom = await mustHave(input.internalName, input.machineId);
+      const result: HardwareApplied = { live: {}, pending: {} };
+      if (!(await dom.isActive())) return result;
+      const live = parseDomainXml(await dom.getXML());
+      if (input.memoryMiB !== undefined) {
+        if (input.memoryMiB <= live.maxMemoryMiB) {
+          if (input.memoryMiB !== live.memoryMiB) await dom.setMemory(input.memoryMiB * 1024, { live: true });
+          result.live.memoryMiB = input.memoryMiB;
+        } else {
+          result.pending.memoryMiB = input.memoryMiB;
+        }
+      }
+      if (input.cpu !== undefined) {
+        if (input.cpu === live.vcpus || (input.cpu > live.vcpus && input.cpu <= live.maxVcpus)) {
+          if (input.cpu !== live.vcpus) await dom.setVcpus(input.cpu, { live: true });
+          result.live.cpu = input.cpu;
+        } else {
+          result.pending.cpu = input.cpu;
+        }
+      }
+      await faults?.check('applyLiveHardware', 'after');
+      return result;
+    },
+
+    /**
+     * Puts vCPUs and memory back as `prev` recorded them: the persistent config exactly (maximum and
+     * current; a maximum is raised before and lowered after the current value), and the live memory.
+     * A live vCPU that was hot-plugged cannot be removed without the guest: that is reported, not forced.
+     */
+    async restoreDomainHardware(input: {
+      internalName: string;
+      machineId: string;
+      prev: DomainHardware;
+    }): Promise<{ vcpusStillPlugged: number }> {
+      const dom = await mustHave(input.internalName, input.machineId);
+      const now = parseDomainXml(await dom.getXML({ inactive: true }));
+      const { config, live } = input.prev;
+      if (config.maxCpu >= now.vcpus) {
+        if (config.maxCpu !== now.maxVcpus)
+          await dom.setVcpus(config.maxCpu, { config: true, maximum: true });
+        if (config.cpu !== now.vcpus) await dom.setVcpus(config.cpu, { config: true });
+      } else {
+        await dom.setVcpus(config.cpu, { config: true });
+        await dom.setVcpus(config.maxCpu, { config: true, maximum: true });
+      }
+      const kib = (mib: number) => mib * 1024;
+      if (config.maxMemoryMiB >= now.memoryMiB) {
+        if (config.maxMemoryMiB !== now.maxMemoryMiB)
+          await dom.setMemory(kib(config.maxMemoryMiB), { config: true, maximum: true });
+        if (config.memoryMiB !== now.memoryMiB) await dom.setMemory(kib(config.memoryMiB), { config: true });
+      } else {
+        await dom.setMemory(kib(config.memoryMiB), { config: true });
+        await dom.setMemory(kib(config.maxMemoryMiB), { config: true, maximum: true });
+      }
+      let vcpusStillPlugged = 0;
+      if (live && (await dom.isActive())) {
+        const cur = parseDomainXml(await dom.getXML());
+        if (cur.memoryMiB !== live.memoryMiB) await dom.setMemory(kib(live.memoryMiB), { live: true });
+        if (cur.vcpus > live.cpu) {
+          try {
+            await dom.setVcpus(live.cpu, { live: true });
+          } catch (e) {
+            if (!isLibvirtError(e)) throw e;
+            vcpusStillPlugged = cur.vcpus - live.cpu; // the guest did not release them; gone at next boot
+          }
+        }
+      }
+      return { vcpusStillPlugged };
+    },
+  };
+}
+
+export type LibvirtActivities = ReturnType<typeof createLibvirtActivities>;

@@ -1,0 +1,140 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { type StoragePool, type StorageVolume } from '../libvirt/connection';
+import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
+import { type LibvirtProvider } from '../libvirt/provider';
+import { buildVolumeXml } from '../libvirt/xml';
+import { FailureType } from '../workflows/shared';
+import { type FaultInjector } from './faults';
+import { withHeartbeat } from './retry';
+
+/** Dependencies of the storage activities. */
+export interface StorageActivityDeps {
+  libvirt: LibvirtProvider;
+  faults?: FaultInjector;
+}
+
+const GiB = 1024 ** 3;
+
+/**
+ * Volume activities on the host's storage pool. Run on the host's task queue. Volume names are derived
+ * from the machine id, so "create" means "create unless it is there" and "delete" means "delete if it is".
+ */
+export function createStorageActivities({ libvirt, faults }: StorageActivityDeps) {
+  async function pool(name: string): Promise<StoragePool> {
+    const conn = await libvirt.get();
+    const p = await conn.lookupPoolByName(name);
+    if (!(await p.isActive())) await p.create();
+    return p;
+  }
+  async function findVolume(p: StoragePool, name: string): Promise<StorageVolume | null> {
+    try {
+      return await p.lookupVolumeByName(name);
+    } catch (e) {
+      if (isLibvirtError(e, LibvirtErrorCode.NO_STORAGE_VOL)) return null;
+      throw e;
+    }
+  }
+
+  return {
+    /**
+     * Creates the machine's qcow2 disk unless it exists: empty, a full copy of `cloneFromPath`, or a
+     * linked clone (qcow2 overlay) on `backingPath`. Returns its path.
+     */
+    async createVolume(input: {
+      pool: string;
+      name: string;
+      capacityGiB: number;
+      cloneFromPath?: string;
+      backingPath?: string;
+    }): Promise<{ path: string }> {
+      await faults?.check('createVolume', 'before');
+      const p = await pool(input.pool);
+      let vol = await findVolume(p, input.name);
+      if (!vol) {
+        const capacityBytes = input.capacityGiB * GiB;
+        if (input.cloneFromPath) {
+          const conn = await libvirt.get();
+          const source = await conn.lookupVolumeByPath(input.cloneFromPath);
+          const xml = buildVolumeXml({ name: input.name, capacityBytes, format: 'qcow2' });
+          // A full copy can take minutes on real disks: heartbeat so the server sees progress.
+          vol = await withHeartbeat(() => p.cloneVolume(xml, source), { step: 'clone volume' });
+        } else {
+          const xml = buildVolumeXml({
+            name: input.name,
+            capacityBytes,
+            format: 'qcow2',
+            backingStore: input.backingPath ? { path: input.backingPath, format: 'qcow2' } : undefined,
+          });
+          vol = await p.createVolume(xml);
+        }
+      }
+      const path = await vol.getPath();
+      await faults?.check('createVolume', 'after');
+      return { path };
+    },
+
+    /** Deletes a volume if it exists. */
+    async deleteVolume(input: { pool: string; name: string }): Promise<void> {
+      await faults?.check('deleteVolume', 'before');
+      const p = await pool(input.pool);
+      const vol = await findVolume(p, input.name);
+      if (vol) {
+        try {
+          await vol.delete();
+        } catch (e) {
+          if (!isLibvirtError(e, LibvirtErrorCode.NO_STORAGE_VOL)) throw e;
+        }
+      }
+      await faults?.check('deleteVolume', 'after');
+    },
+
+    /** The capacity of a volume in GiB (rounded down), or null when it does not exist. */
+    async getVolumeCapacity(input: { pool: string; name: string }): Promise<number | null> {
+      const vol = await findVolume(await pool(input.pool), input.name);
+      return vol ? Math.floor((await vol.getInfo()).capacity / GiB) : null;
+    },
+
+    /**
+     * Grows a machine's disk to `capacityGiB`: through QEMU (block resize) while the domain runs, on the
+     * volume itself while it is off. Disks only grow: a smaller size is refused (a shrink would destroy
+     * the guest's data). Growing to the current size is a no-op.
+     */
+    async growDisk(input: {
+      internalName: string;
+      pool: string;
+      name: string;
+      capacityGiB: number;
+    }): Promise<void> {
+      await faults?.check('growDisk', 'before');
+      const vol = await findVolume(await pool(input.pool), input.name);
+      if (!vol)
+        throw ApplicationFailure.create({
+          type: FailureType.NotFound,
+          message: `volume ${input.name} not found`,
+          nonRetryable: true,
+        });
+      const current = (await vol.getInfo()).capacity;
+      const wanted = input.capacityGiB * GiB;
+      if (wanted < current) {
+        throw ApplicationFailure.create({
+          type: FailureType.Refused,
+          message: `disks only grow: ${input.capacityGiB} GiB is less than the current ${Math.ceil(current / GiB)} GiB`,
+          nonRetryable: true,
+          details: [{ field: 'storage' }],
+        });
+      }
+      if (wanted > current) {
+        const conn = await libvirt.get();
+        const dom = await conn.lookupDomainByName(input.internalName).catch((e: unknown) => {
+          if (isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) return null;
+          throw e;
+        });
+        if (dom && (await dom.isActive())) await dom.blockResize(await vol.getPath(), wanted);
+        else await vol.resize(wanted);
+      }
+      await faults?.check('growDisk', 'after');
+    },
+  };
+}
+
+export type StorageActivities = ReturnType<typeof createStorageActivities>;

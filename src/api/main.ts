@@ -1,0 +1,58 @@
+/**
+ * The API process (`npm run api`): loads the config, connects the database, Temporal and libvirt,
+ * creates the first admin on first start, and serves HTTP + Socket.IO on PORT.
+ */
+import 'reflect-metadata';
+import { Client, Connection } from '@temporalio/client';
+import pino from 'pino';
+import { loadConfig } from '../config';
+import { createDataSource } from '../entities/data-source';
+import { LibvirtProvider } from '../libvirt/provider';
+import { createApp } from './app';
+import { ensureAdmin } from './auth';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = pino({ level: config.LOG_LEVEL });
+  for (const w of config.warnings) logger.warn(`WARNING: ${w}`);
+  const dataSource = createDataSource(config.DATABASE_URL, { poolSize: 20 });
+  await dataSource.initialize();
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // The API needs libvirt only for /readyz; it opens the connection lazily (a down libvirtd does not stop it).
+  const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
+  if (await ensureAdmin(dataSource, config.admin, logger)) {
+    const dev = !process.env.ADMIN_EMAIL || !process.env.ADMIN_PASSWORD;
+    logger.warn(
+      `created the first admin ${config.admin.email}${dev ? ' with the DEVELOPMENT-ONLY password: change it' : ''}`,
+    );
+  }
+  const api = createApp({
+    dataSource,
+    temporal,
+    config,
+    libvirt,
+    logger,
+    version: process.env.npm_package_version,
+  });
+  const { url } = await api.listen(config.PORT, process.env.API_HOST ?? '127.0.0.1');
+  logger.info(`api listening on ${url} (docs: ${url}/api/docs)`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('api stopping');
+    await api.close();
+    await connection.close();
+    await libvirt.close().catch(() => undefined);
+    await dataSource.destroy();
+    process.exit(0);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
+}
+
+main().catch((err: unknown) => {
+  console.error(`api failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

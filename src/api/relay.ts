@@ -1,0 +1,322 @@
+/**
+ * The event relay (DESIGN decision 7): polls the event table for rows above its watermark (every
+ * `pollMs`, `batch` rows at a time) and emits each as `<resource>:<action>` to the rooms allowed to see it
+ * (src/api/permissions.ts). Each API process runs one; events are written by activities in any worker.
+ *
+ * Ordering. Auto-increment ids are assigned at insert but become visible at commit, so a row can appear
+ * after a higher one (a hole that fills later), and ids lost to rolled-back or ignored inserts leave holes
+ * that never fill. The relay never steps over a hole blindly: it holds the rows above it, and asks the
+ * database whether a transaction still holds the missing id (a locking read with NOWAIT fails on an
+ * uncommitted row). A hole nobody holds is permanent and skipped; a held one is waited for, up to
+ * `maxHoldMs`, after which the relay moves on and delivers the row late if it ever commits. So clients get
+ * events in id order, and the watermark is a safe "everything up to here" point for catch-up.
+ *
+ * Catch-up. A socket that connects with `lastEventId` is served on the relay's own queue, between two
+ * polls: it gets the events it may see in (lastEventId, watermark], then joins its rooms, so the next poll
+ * continues exactly after — no gap, no duplicate.
+ */
+import { type Logger } from 'pino';
+import { type Server, type Socket } from 'socket.io';
+import { type DataSource } from 'typeorm';
+import { Event } from '../entities/event';
+import { EventRouter, eventName, loadVisibleEvents, toClientEvent, type RoutedEvent } from './events';
+import { loadPrincipal, roomsForEvent, roomsForPrincipal, type Principal } from './permissions';
+
+/** Relay tuning. */
+export interface RelayOptions {
+  pollMs?: number;
+  batch?: number;
+  /** How long to wait for a hole held by an open transaction before moving on. */
+  maxHoldMs?: number;
+  /** Most events one catch-up sends before telling the client to reload instead (`relay:overflow`). */
+  catchUpMax?: number;
+}
+
+/** What the relay knows about a socket. */
+export interface SocketData {
+  principal: Principal;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isLockError(err: unknown): boolean {
+  const e = err as { errno?: number; code?: string; driverError?: { errno?: number } };
+  const errno = e?.errno ?? e?.driverError?.errno;
+  return (
+    errno === 1205 || errno === 3572 || e?.code === 'ER_LOCK_WAIT_TIMEOUT' || e?.code === 'ER_LOCK_NOWAIT'
+  );
+}
+
+/** Polls the event table and emits to Socket.IO rooms. */
+export class EventRelay {
+  readonly router: EventRouter;
+  private io: Server | null = null;
+  private mark = -1;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly holeSince = new Map<number, number>();
+  private readonly skipped = new Set<number>();
+  /** Ids given up on while still held: delivered late if they commit (id → give-up time). */
+  private readonly late = new Map<number, number>();
+  private readonly pollMs: number;
+  private readonly batch: number;
+  private readonly maxHoldMs: number;
+  private readonly catchUpMax: number;
+  private readonly listeners = new Set<(events: RoutedEvent[]) => void>();
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly logger: Logger,
+    opts: RelayOptions = {},
+  ) {
+    this.router = new EventRouter(ds);
+    this.pollMs = opts.pollMs ?? 100;
+    this.batch = opts.batch ?? 500;
+    this.maxHoldMs = opts.maxHoldMs ?? 10_000;
+    this.catchUpMax = opts.catchUpMax ?? 5_000;
+  }
+
+  /** Every event id up to this one has been delivered (or is known never to exist). */
+  get watermark(): number {
+    return this.mark;
+  }
+
+  /** Calls `fn` with each delivered batch (metrics, benches). Returns an unsubscribe function. */
+  onDelivered(fn: (events: RoutedEvent[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Starts polling, from the current end of the table (history is served by catch-up). */
+  async start(io: Server | null): Promise<void> {
+    if (this.running) return;
+    this.io = io;
+    const row = await this.ds
+      .getRepository(Event)
+      .createQueryBuilder('e')
+      .select('MAX(e.id)', 'max')
+      .getRawOne<{ max: string | null }>();
+    this.mark = Number(row?.max ?? 0);
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        await this.enqueue(() => this.tick());
+        await sleep(this.pollMs);
+      }
+    })();
+  }
+
+  /** Stops polling (waits for the current tick). */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.queue;
+  }
+
+  /** Runs `fn` on the relay's queue (never concurrently with a tick or another catch-up). */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    const next = this.queue.then(fn).catch((err: unknown) => {
+      this.logger.error({ err }, 'event relay step failed');
+      return undefined;
+    });
+    this.queue = next;
+    return next;
+  }
+
+  /** One poll: deliver what is committed above the watermark, in order. */
+  private async tick(): Promise<void> {
+    for (let round = 0; round < 20; round++) {
+      const rows = await this.ds
+        .getRepository(Event)
+        .createQueryBuilder('e')
+        .where('e.id > :mark', { mark: this.mark })
+        .orderBy('e.id', 'ASC')
+        .limit(this.batch)
+        .getMany();
+      if (!rows.length) break;
+      const ready: Event[] = [];
+      let expected = this.mark + 1;
+      let blocked = false;
+      for (const row of rows) {
+        const id = Number(row.id);
+        if (id > expected) {
+          const missing: number[] = [];
+          for (let h = expected; h < id; h++) if (!this.skipped.has(h)) missing.push(h);
+          if (missing.length && !(await this.settleHole(missing))) {
+            blocked = true;
+            break;
+          }
+        }
+        ready.push(row);
+        expected = id + 1;
+      }
+      if (ready.length) {
+        await this.deliver(ready);
+        this.advance(Number(ready[ready.length - 1]!.id));
+      }
+      if (blocked || rows.length < this.batch) break;
+    }
+    await this.deliverLate();
+  }
+
+  private advance(to: number): void {
+    this.mark = to;
+    for (const id of this.skipped) if (id <= to) this.skipped.delete(id);
+    for (const id of this.holeSince.keys()) if (id <= to) this.holeSince.delete(id);
+  }
+
+  /** True when the missing ids may be stepped over (no transaction holds them, or held too long). */
+  private async settleHole(missing: number[]): Promise<boolean> {
+    const now = Date.now();
+    const first = Math.min(...missing.map((id) => this.holeSince.get(id) ?? now));
+    for (const id of missing) if (!this.holeSince.has(id)) this.holeSince.set(id, now);
+    if (first === now) return false; // new: most holes are commits a few ms away; look again next poll
+    let held = false;
+    let present = false;
+    try {
+      present = (await this.probe(missing)) > 0;
+    } catch (err) {
+      if (!isLockError(err)) throw err;
+      held = true;
+    }
+    if (present) return false; // committed just now: the next query reads it in order
+    if (held && now - first < this.maxHoldMs) return false;
+    for (const id of missing) {
+      this.skipped.add(id);
+      if (held) this.late.set(id, now);
+    }
+    if (held)
+      this.logger.warn(
+        { ids: missing },
+        'event relay: moving past events still uncommitted; they will be delivered late',
+      );
+    return true;
+  }
+
+  /**
+   * Counts the missing ids that are committed now; throws a lock error when a transaction still holds one
+   * (a locking read with NOWAIT, in READ COMMITTED so that it takes no gap locks). Runs on the driver's
+   * connection directly: the expected lock error is not a failure worth logging.
+   */
+  private async probe(ids: number[]): Promise<number> {
+    const qr = this.ds.createQueryRunner();
+    try {
+      const conn = (await qr.connect()) as {
+        query(sql: string, values: unknown[], cb: (err: unknown, rows: unknown) => void): void;
+      };
+      const q = (sql: string, values: unknown[] = []) =>
+        new Promise<unknown>((resolve, reject) =>
+          conn.query(sql, values, (err, rows) => (err ? reject(err) : resolve(rows))),
+        );
+      await q('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      await q('START TRANSACTION');
+      try {
+        const rows = await q(
+          `SELECT id FROM \`event\` WHERE id IN (${ids.map(() => '?').join(',')}) LOCK IN SHARE MODE NOWAIT`,
+          ids,
+        );
+        return (rows as unknown[]).length;
+      } finally {
+        await q('ROLLBACK');
+      }
+    } finally {
+      await qr.release();
+    }
+  }
+
+  private async deliverLate(): Promise<void> {
+    if (!this.late.size) return;
+    const now = Date.now();
+    for (const [id, since] of this.late) if (now - since > 5 * 60_000) this.late.delete(id);
+    const ids = [...this.late.keys()];
+    if (!ids.length) return;
+    const rows = await this.ds
+      .getRepository(Event)
+      .createQueryBuilder('e')
+      .where('e.id IN (:...ids)', { ids })
+      .orderBy('e.id', 'ASC')
+      .getMany();
+    for (const r of rows) this.late.delete(Number(r.id));
+    if (rows.length) await this.deliver(rows);
+  }
+
+  private async deliver(rows: Event[]): Promise<void> {
+    const routed = await this.router.route(rows);
+    for (const { row, route } of routed) {
+      if (this.io) {
+        if (row.resource === 'users' && row.resourceId) await this.refreshRooms(`user:${row.resourceId}`);
+        if (row.resource === 'departments' && row.resourceId)
+          await this.refreshRooms(`department:${row.resourceId}`);
+        this.io.to(roomsForEvent(route)).emit(eventName(row), toClientEvent(row));
+      }
+    }
+    for (const fn of this.listeners) fn(routed);
+  }
+
+  /** Recomputes the rooms of the sockets in a room (membership or role changed; user deleted). */
+  private async refreshRooms(room: string): Promise<void> {
+    if (!this.io) return;
+    const sockets = await this.io.in(room).fetchSockets();
+    for (const s of sockets) {
+      const p = await loadPrincipal(this.ds, (s.data as SocketData).principal.id);
+      if (!p) {
+        s.disconnect(true);
+        continue;
+      }
+      (s.data as SocketData).principal = p;
+      const want = new Set(roomsForPrincipal(p));
+      for (const r of s.rooms) if (r !== s.id && !want.has(r)) s.leave(r);
+      s.join([...want]);
+    }
+  }
+
+  /**
+   * Serves a socket that just connected: the events it missed after `lastEventId` (null: none), then its
+   * rooms. Emits `relay:synced {lastEventId}` when live delivery starts.
+   */
+  attach(socket: Socket, lastEventId: number | null): Promise<unknown> {
+    return this.enqueue(() => this.serve(socket, lastEventId, Date.now()));
+  }
+
+  private async serve(socket: Socket, lastEventId: number | null, since: number): Promise<void> {
+    if (!socket.connected) return;
+    const p = (socket.data as SocketData).principal;
+    let after = lastEventId ?? this.mark;
+    if (after > this.mark) {
+      // The client saw more than this process has relayed yet (another API process): wait for it, briefly.
+      const row = await this.ds
+        .getRepository(Event)
+        .createQueryBuilder('e')
+        .select('MAX(e.id)', 'max')
+        .getRawOne<{ max: string | null }>();
+      if (after > Number(row?.max ?? 0))
+        after = this.mark; // not an id that exists: start from now
+      else if (Date.now() - since < 5_000) {
+        void this.sleepThenServe(socket, lastEventId, since);
+        return;
+      } else after = this.mark;
+    }
+    let sent = 0;
+    let overflow = false;
+    while (after < this.mark) {
+      const page = await loadVisibleEvents(this.ds, this.router, p, after, this.mark, 500);
+      for (const { row, event } of page.events) socket.emit(eventName(row), event);
+      sent += page.events.length;
+      after = page.lastEventId;
+      if (!page.hasMore) break;
+      if (sent >= this.catchUpMax) {
+        overflow = true;
+        break;
+      }
+    }
+    if (overflow) socket.emit('relay:overflow', { lastEventId: this.mark });
+    socket.join(roomsForPrincipal(p));
+    socket.emit('relay:synced', { lastEventId: this.mark });
+  }
+
+  private async sleepThenServe(socket: Socket, lastEventId: number | null, since: number): Promise<void> {
+    await sleep(this.pollMs);
+    await this.enqueue(() => this.serve(socket, lastEventId, since));
+  }
+}

@@ -1,0 +1,422 @@
+/**
+ * /api/departments and /api/templates. Admins create, change and delete them; members see their
+ * departments (managers also see the member list); everyone may read templates. Rows are written by the
+ * API directly (no hypervisor involved) with their `departments:*` / `templates:*` (and, for membership
+ * changes, `users:update`) events in the same transaction. A department's nwfilter name is derived from
+ * its id; the filter itself is made by the first machine workflow that needs it.
+ */
+import { randomUUID } from 'node:crypto';
+import { type EntityManager } from 'typeorm';
+import { publishEvent } from '../../activities/events';
+import { Department, DepartmentMember, type DepartmentRole } from '../../entities/department';
+import { Machine } from '../../entities/machine';
+import { MachineTemplate } from '../../entities/machine-template';
+import { User } from '../../entities/user';
+import { libvirtNames } from '../../workflows/shared';
+import { type ApiContext } from '../context';
+import { conflict, forbidden, notFound, refused } from '../errors';
+import { canViewDepartment, canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
+import { route, type RouteSpec } from '../route';
+import {
+  CreateDepartmentBody,
+  CreateTemplateBody,
+  DepartmentSchema,
+  IdParams,
+  MemberBody,
+  MemberParams,
+  MemberSchema,
+  PageQuery,
+  pageOf,
+  TemplateSchema,
+  UpdateDepartmentBody,
+  UpdateTemplateBody,
+} from '../schemas';
+import { departmentView, templateView } from '../views';
+import { decodeCursor, encodeCursor } from './machines';
+import { isDuplicate, userEvent } from './users';
+
+async function event(
+  m: EntityManager,
+  resource: string,
+  action: string,
+  id: string,
+  payload: Record<string, unknown>,
+  actor: Principal,
+): Promise<void> {
+  await publishEvent(m, {
+    resource,
+    action,
+    resourceId: id,
+    payload,
+    actorId: actor.id,
+    departmentId: resource === 'departments' ? id : null,
+    dedupeKey: `api:${randomUUID()}`,
+  });
+}
+
+function page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number) {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
+
+const taken = (what: string) =>
+  conflict(`a ${what} with this name exists`, { errors: [{ field: 'name', message: 'taken' }] });
+
+/** The department routes. */
+export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
+  const members = async (departmentId: string) =>
+    (
+      await ctx.ds.getRepository(DepartmentMember).find({ where: { departmentId }, order: { userId: 'ASC' } })
+    ).map((x) => ({ userId: x.userId, role: x.role }));
+  const visible = async (p: Principal, id: string) => {
+    const d = await ctx.ds.getRepository(Department).findOne({ where: { id } });
+    if (!d || !canViewDepartment(p, id)) throw notFound('department');
+    return d;
+  };
+  const adminOnly = (p: Principal, what: string) => {
+    if (!isAdmin(p)) throw forbidden(`only admins may ${what}`);
+  };
+  return [
+    route({
+      method: 'get',
+      path: '/api/departments',
+      tag: 'departments',
+      summary: 'The departments the caller belongs to (admins: all)',
+      query: PageQuery,
+      responses: {
+        200: { description: 'a page of departments', schema: pageOf(DepartmentSchema, 'DepartmentPage') },
+      },
+      async handler({ principal: p, query }) {
+        const limit = query.limit ?? 50;
+        const qb = ctx.ds.getRepository(Department).createQueryBuilder('d');
+        if (!isAdmin(p)) {
+          const mine = [...p.departments.keys()];
+          if (!mine.length) return { status: 200, body: { items: [], nextCursor: null } };
+          qb.where('d.id IN (:...mine)', { mine });
+        }
+        if (query.cursor) {
+          const c = decodeCursor(query.cursor);
+          qb.andWhere('(d.createdAt < :cAt OR (d.createdAt = :cAt AND d.id < :cId))', {
+            cAt: c.createdAt,
+            cId: c.id,
+          });
+        }
+        const rows = await qb
+          .orderBy('d.createdAt', 'DESC')
+          .addOrderBy('d.id', 'DESC')
+          .limit(limit + 1)
+          .getMany();
+        const pg = page(rows, limit);
+        return {
+          status: 200,
+          body: {
+            items: pg.items.map((d) => departmentView(d, p.departments.get(d.id) ?? null)),
+            nextCursor: pg.nextCursor,
+          },
+        };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/departments/:id',
+      tag: 'departments',
+      summary: 'A department (members listed for its managers and admins)',
+      params: IdParams,
+      problems: [404],
+      responses: { 200: { description: 'the department', schema: DepartmentSchema } },
+      async handler({ principal: p, params }) {
+        const d = await visible(p, params.id);
+        const list = canViewDepartmentMembers(p, d.id) ? await members(d.id) : undefined;
+        return { status: 200, body: departmentView(d, p.departments.get(d.id) ?? null, list) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/departments',
+      tag: 'departments',
+      summary: 'Create a department (admins)',
+      body: CreateDepartmentBody,
+      problems: [403, 409],
+      responses: { 201: { description: 'the department', schema: DepartmentSchema } },
+      async handler({ principal: p, body, ids }) {
+        adminOnly(p, 'create departments');
+        try {
+          const d = await ctx.ds.transaction(async (m) => {
+            const existing = await m.findOne(Department, { where: { id: ids.resource } });
+            if (existing) return existing;
+            await m.insert(Department, {
+              id: ids.resource,
+              name: body.name,
+              filterName: libvirtNames.departmentFilter(ids.resource),
+              networkName: body.networkName ?? null,
+            });
+            const d = await m.findOneOrFail(Department, { where: { id: ids.resource } });
+            await event(m, 'departments', 'create', d.id, { department: departmentView(d, null) }, p);
+            return d;
+          });
+          return {
+            status: 201,
+            body: departmentView(d, null, []),
+            headers: { Location: `/api/departments/${d.id}` },
+          };
+        } catch (err) {
+          if (isDuplicate(err)) throw taken('department');
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/api/departments/:id',
+      tag: 'departments',
+      summary: 'Rename a department or change its network (admins)',
+      params: IdParams,
+      body: UpdateDepartmentBody,
+      problems: [403, 404, 409],
+      responses: { 200: { description: 'the department', schema: DepartmentSchema } },
+      async handler({ principal: p, params, body }) {
+        await visible(p, params.id);
+        adminOnly(p, 'change departments');
+        try {
+          const d = await ctx.ds.transaction(async (m) => {
+            await m.update(
+              Department,
+              { id: params.id },
+              {
+                ...(body.name !== undefined ? { name: body.name } : {}),
+                ...(body.networkName !== undefined ? { networkName: body.networkName } : {}),
+              },
+            );
+            const d = await m.findOneOrFail(Department, { where: { id: params.id } });
+            await event(m, 'departments', 'update', d.id, { department: departmentView(d, null) }, p);
+            return d;
+          });
+          return { status: 200, body: departmentView(d, null, await members(d.id)) };
+        } catch (err) {
+          if (isDuplicate(err)) throw taken('department');
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/departments/:id',
+      tag: 'departments',
+      summary: 'Delete a department with no machines (admins)',
+      params: IdParams,
+      problems: [403, 404, 422],
+      responses: { 204: { description: 'deleted' } },
+      async handler({ principal: p, params }) {
+        const d = await visible(p, params.id);
+        adminOnly(p, 'delete departments');
+        await ctx.ds.transaction(async (m) => {
+          if (await m.exists(Machine, { where: { departmentId: d.id } }))
+            throw refused('the department has machines: destroy them first');
+          await event(m, 'departments', 'delete', d.id, { department: departmentView(d, null) }, p);
+          const former = await m.find(DepartmentMember, { where: { departmentId: d.id } });
+          await m.delete(DepartmentMember, { departmentId: d.id });
+          await m.delete(Department, { id: d.id });
+          for (const x of former) {
+            const u = await m.findOne(User, { where: { id: x.userId } });
+            if (u) await userEvent(m, 'update', u, p, { departmentRemoved: d.id });
+          }
+        });
+        ctx.principals.invalidate();
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/departments/:id/members/:userId',
+      tag: 'departments',
+      summary: 'Add a user to a department, or change its role there (admins)',
+      params: MemberParams,
+      body: MemberBody,
+      problems: [403, 404],
+      responses: { 200: { description: 'the membership', schema: MemberSchema } },
+      async handler({ principal: p, params, body }) {
+        await visible(p, params.id);
+        adminOnly(p, 'change memberships');
+        const user = await ctx.ds.getRepository(User).findOne({ where: { id: params.userId } });
+        if (!user) throw notFound('user', 'userId');
+        await ctx.ds.transaction(async (m) => {
+          await m.upsert(
+            DepartmentMember,
+            { departmentId: params.id, userId: user.id, role: body.role as DepartmentRole },
+            ['departmentId', 'userId'],
+          );
+          const d = await m.findOneOrFail(Department, { where: { id: params.id } });
+          await event(m, 'departments', 'update', d.id, { department: departmentView(d, null) }, p);
+          await userEvent(m, 'update', user, p, { departmentAdded: { id: d.id, role: body.role } });
+        });
+        ctx.principals.invalidate(user.id);
+        return { status: 200, body: { userId: user.id, role: body.role } };
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/departments/:id/members/:userId',
+      tag: 'departments',
+      summary: 'Remove a user from a department (admins)',
+      params: MemberParams,
+      problems: [403, 404],
+      responses: { 204: { description: 'removed' } },
+      async handler({ principal: p, params }) {
+        await visible(p, params.id);
+        adminOnly(p, 'change memberships');
+        await ctx.ds.transaction(async (m) => {
+          const res = await m.delete(DepartmentMember, { departmentId: params.id, userId: params.userId });
+          if (!res.affected) throw notFound('member', 'userId');
+          const d = await m.findOneOrFail(Department, { where: { id: params.id } });
+          await event(m, 'departments', 'update', d.id, { department: departmentView(d, null) }, p);
+          const u = await m.findOne(User, { where: { id: params.userId } });
+          if (u) await userEvent(m, 'update', u, p, { departmentRemoved: d.id });
+        });
+        ctx.principals.invalidate(params.userId);
+        return { status: 204 };
+      },
+    }),
+  ];
+}
+
+/** The template routes. */
+export function templateRoutes(ctx: ApiContext): RouteSpec[] {
+  const repo = () => ctx.ds.getRepository(MachineTemplate);
+  const find = async (id: string) => {
+    const t = await repo().findOne({ where: { id } });
+    if (!t) throw notFound('template');
+    return t;
+  };
+  return [
+    route({
+      method: 'get',
+      path: '/api/templates',
+      tag: 'templates',
+      summary: 'List templates',
+      query: PageQuery,
+      responses: {
+        200: { description: 'a page of templates', schema: pageOf(TemplateSchema, 'TemplatePage') },
+      },
+      async handler({ query }) {
+        const limit = query.limit ?? 50;
+        const qb = repo().createQueryBuilder('t');
+        if (query.cursor) {
+          const c = decodeCursor(query.cursor);
+          qb.where('(t.createdAt < :cAt OR (t.createdAt = :cAt AND t.id < :cId))', {
+            cAt: c.createdAt,
+            cId: c.id,
+          });
+        }
+        const pg = page(
+          await qb
+            .orderBy('t.createdAt', 'DESC')
+            .addOrderBy('t.id', 'DESC')
+            .limit(limit + 1)
+            .getMany(),
+          limit,
+        );
+        return { status: 200, body: { items: pg.items.map(templateView), nextCursor: pg.nextCursor } };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/templates/:id',
+      tag: 'templates',
+      summary: 'A template',
+      params: IdParams,
+      problems: [404],
+      responses: { 200: { description: 'the template', schema: TemplateSchema } },
+      async handler({ params }) {
+        return { status: 200, body: templateView(await find(params.id)) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/templates',
+      tag: 'templates',
+      summary: 'Create a template (admins)',
+      body: CreateTemplateBody,
+      problems: [403, 409],
+      responses: { 201: { description: 'the template', schema: TemplateSchema } },
+      async handler({ principal: p, body, ids }) {
+        if (!isAdmin(p)) throw forbidden('only admins may create templates');
+        try {
+          const t = await ctx.ds.transaction(async (m) => {
+            const existing = await m.findOne(MachineTemplate, { where: { id: ids.resource } });
+            if (existing) return existing;
+            await m.insert(MachineTemplate, {
+              id: ids.resource,
+              name: body.name,
+              description: body.description ?? '',
+              cpu: body.cpu,
+              memoryMiB: body.memory,
+              storageGiB: body.storage,
+              os: body.os,
+            });
+            const t = await m.findOneOrFail(MachineTemplate, { where: { id: ids.resource } });
+            await event(m, 'templates', 'create', t.id, { template: templateView(t) }, p);
+            return t;
+          });
+          return { status: 201, body: templateView(t), headers: { Location: `/api/templates/${t.id}` } };
+        } catch (err) {
+          if (isDuplicate(err)) throw taken('template');
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/api/templates/:id',
+      tag: 'templates',
+      summary: 'Change a template (admins; existing machines keep their hardware)',
+      params: IdParams,
+      body: UpdateTemplateBody,
+      problems: [403, 404, 409],
+      responses: { 200: { description: 'the template', schema: TemplateSchema } },
+      async handler({ principal: p, params, body }) {
+        if (!isAdmin(p)) throw forbidden('only admins may change templates');
+        await find(params.id);
+        const patch: Partial<MachineTemplate> = {};
+        if (body.name !== undefined) patch.name = body.name;
+        if (body.description !== undefined) patch.description = body.description;
+        if (body.cpu !== undefined) patch.cpu = body.cpu;
+        if (body.memory !== undefined) patch.memoryMiB = body.memory;
+        if (body.storage !== undefined) patch.storageGiB = body.storage;
+        if (body.os !== undefined) patch.os = body.os;
+        try {
+          const t = await ctx.ds.transaction(async (m) => {
+            await m.update(MachineTemplate, { id: params.id }, patch);
+            const t = await m.findOneOrFail(MachineTemplate, { where: { id: params.id } });
+            await event(m, 'templates', 'update', t.id, { template: templateView(t) }, p);
+            return t;
+          });
+          return { status: 200, body: templateView(t) };
+        } catch (err) {
+          if (isDuplicate(err)) throw taken('template');
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/templates/:id',
+      tag: 'templates',
+      summary: 'Delete a template no machine uses (admins)',
+      params: IdParams,
+      problems: [403, 404, 422],
+      responses: { 204: { description: 'deleted' } },
+      async handler({ principal: p, params }) {
+        if (!isAdmin(p)) throw forbidden('only admins may delete templates');
+        const t = await find(params.id);
+        await ctx.ds.transaction(async (m) => {
+          if (await m.exists(Machine, { where: { templateId: t.id } }))
+            throw refused('machines use this template');
+          await event(m, 'templates', 'delete', t.id, { template: templateView(t) }, p);
+          await m.delete(MachineTemplate, { id: t.id });
+        });
+        return { status: 204 };
+      },
+    }),
+  ];
+}

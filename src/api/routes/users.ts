@@ -1,0 +1,251 @@
+/**
+ * /api/auth (login, me) and /api/users (admins manage users; a user reads itself and may change its own
+ * names and password). User changes write `users:*` events in the same transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import { type EntityManager, QueryFailedError } from 'typeorm';
+import { publishEvent } from '../../activities/events';
+import { DepartmentMember } from '../../entities/department';
+import { Machine } from '../../entities/machine';
+import { User } from '../../entities/user';
+import { hashPassword, signToken, verifyCredentials } from '../auth';
+import { type ApiContext } from '../context';
+import { conflict, forbidden, notFound, ProblemError, refused } from '../errors';
+import { canViewUser, isAdmin, loadPrincipal, type Principal } from '../permissions';
+import { route, type RouteSpec } from '../route';
+import {
+  CreateUserBody,
+  IdParams,
+  LoginBody,
+  LoginResponse,
+  PageQuery,
+  pageOf,
+  UpdateUserBody,
+  UserSchema,
+} from '../schemas';
+import { userView } from '../views';
+import { decodeCursor, encodeCursor } from './machines';
+
+/** True for a duplicate-key error (a unique name or e-mail is taken). */
+export const isDuplicate = (err: unknown) =>
+  err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
+
+/** Writes a `users:<action>` event for a user (to admins and the user). */
+export async function userEvent(
+  m: EntityManager,
+  action: string,
+  user: User,
+  actor: Principal | null,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  const memberships = await m.find(DepartmentMember, { where: { userId: user.id } });
+  await publishEvent(m, {
+    resource: 'users',
+    action,
+    resourceId: user.id,
+    payload: { user: userView(user, new Map(memberships.map((x) => [x.departmentId, x.role]))), ...extra },
+    actorId: actor?.id ?? null,
+    dedupeKey: `api:${randomUUID()}`,
+  });
+}
+
+/** The auth and user routes. */
+export function userRoutes(ctx: ApiContext): RouteSpec[] {
+  const users = () => ctx.ds.getRepository(User);
+  return [
+    route({
+      method: 'post',
+      path: '/api/auth/login',
+      tag: 'auth',
+      summary: 'Exchange e-mail and password for a bearer token',
+      auth: false,
+      body: LoginBody,
+      responses: { 200: { description: 'a token and the user', schema: LoginResponse } },
+      async handler({ body }) {
+        const user = await verifyCredentials(ctx.ds, body.email, body.password);
+        if (!user) throw new ProblemError(401, 'wrong e-mail or password');
+        const p = (await loadPrincipal(ctx.ds, user.id))!;
+        return {
+          status: 200,
+          body: { token: signToken(ctx.config.jwtSecret, user), user: userView(user, p.departments) },
+        };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/auth/me',
+      tag: 'auth',
+      summary: 'The caller, with its departments',
+      responses: { 200: { description: 'the caller', schema: UserSchema } },
+      async handler({ principal }) {
+        const u = await users().findOneOrFail({ where: { id: principal.id } });
+        return { status: 200, body: userView(u, principal.departments) };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/users',
+      tag: 'users',
+      summary: 'List users (admins)',
+      query: PageQuery,
+      problems: [403],
+      responses: { 200: { description: 'a page of users', schema: pageOf(UserSchema, 'UserPage') } },
+      async handler({ principal, query }) {
+        if (!isAdmin(principal)) throw forbidden('only admins may list users');
+        const limit = query.limit ?? 50;
+        const qb = users().createQueryBuilder('u');
+        if (query.cursor) {
+          const c = decodeCursor(query.cursor);
+          qb.where('(u.createdAt < :cAt OR (u.createdAt = :cAt AND u.id < :cId))', {
+            cAt: c.createdAt,
+            cId: c.id,
+          });
+        }
+        const rows = await qb
+          .orderBy('u.createdAt', 'DESC')
+          .addOrderBy('u.id', 'DESC')
+          .limit(limit + 1)
+          .getMany();
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        return {
+          status: 200,
+          body: {
+            items: page.map((u) => userView(u)),
+            nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+          },
+        };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/users/:id',
+      tag: 'users',
+      summary: 'A user (admins; or the user itself)',
+      params: IdParams,
+      problems: [404],
+      responses: { 200: { description: 'the user', schema: UserSchema } },
+      async handler({ principal, params }) {
+        if (!canViewUser(principal, params.id)) throw notFound('user');
+        const p = await loadPrincipal(ctx.ds, params.id);
+        const u = p && (await users().findOne({ where: { id: params.id } }));
+        if (!u || !p) throw notFound('user');
+        return { status: 200, body: userView(u, p.departments) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/users',
+      tag: 'users',
+      summary: 'Create a user (admins)',
+      body: CreateUserBody,
+      problems: [403, 409],
+      responses: { 201: { description: 'the user', schema: UserSchema } },
+      async handler({ principal, body, ids }) {
+        if (!isAdmin(principal)) throw forbidden('only admins may create users');
+        const hash = await hashPassword(body.password);
+        try {
+          const user = await ctx.ds.transaction(async (m) => {
+            const existing = await m.findOne(User, { where: { id: ids.resource } });
+            if (existing) return existing; // a retried request that already got this far
+            await m.insert(User, {
+              id: ids.resource,
+              email: body.email.toLowerCase(),
+              passwordHash: hash,
+              role: body.role,
+              firstName: body.firstName ?? '',
+              lastName: body.lastName ?? '',
+            });
+            const u = await m.findOneOrFail(User, { where: { id: ids.resource } });
+            await userEvent(m, 'create', u, principal);
+            return u;
+          });
+          return {
+            status: 201,
+            body: userView(user, new Map()),
+            headers: { Location: `/api/users/${user.id}` },
+          };
+        } catch (err) {
+          if (isDuplicate(err))
+            throw conflict('a user with this e-mail exists', {
+              errors: [{ field: 'email', message: 'taken' }],
+            });
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/api/users/:id',
+      tag: 'users',
+      summary: 'Change a user (admins; a user may change its own names and password)',
+      params: IdParams,
+      body: UpdateUserBody,
+      problems: [403, 404, 409, 422],
+      responses: { 200: { description: 'the user', schema: UserSchema } },
+      async handler({ principal, params, body }) {
+        if (!canViewUser(principal, params.id)) throw notFound('user');
+        if (!isAdmin(principal) && (body.role !== undefined || body.email !== undefined)) {
+          throw forbidden('only admins may change e-mail addresses and roles');
+        }
+        if (params.id === principal.id && body.role === 'USER')
+          throw refused('you cannot remove your own admin role', 'role');
+        const patch: Partial<User> = {};
+        if (body.email !== undefined) patch.email = body.email.toLowerCase();
+        if (body.role !== undefined) patch.role = body.role;
+        if (body.firstName !== undefined) patch.firstName = body.firstName;
+        if (body.lastName !== undefined) patch.lastName = body.lastName;
+        if (body.password !== undefined) patch.passwordHash = await hashPassword(body.password);
+        try {
+          const user = await ctx.ds.transaction(async (m) => {
+            const u = await m.findOne(User, {
+              where: { id: params.id },
+              lock: { mode: 'pessimistic_write' },
+            });
+            if (!u) throw notFound('user');
+            await m.update(User, { id: u.id }, patch);
+            const after = await m.findOneOrFail(User, { where: { id: u.id } });
+            await userEvent(m, 'update', after, principal);
+            return after;
+          });
+          ctx.principals.invalidate(user.id);
+          const p = (await loadPrincipal(ctx.ds, user.id))!;
+          return { status: 200, body: userView(user, p.departments) };
+        } catch (err) {
+          if (isDuplicate(err))
+            throw conflict('a user with this e-mail exists', {
+              errors: [{ field: 'email', message: 'taken' }],
+            });
+          throw err;
+        }
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/users/:id',
+      tag: 'users',
+      summary: 'Delete a user with no machines (admins)',
+      params: IdParams,
+      problems: [403, 404, 422],
+      responses: { 204: { description: 'deleted' } },
+      async handler({ principal, params }) {
+        if (!isAdmin(principal)) {
+          if (!canViewUser(principal, params.id)) throw notFound('user');
+          throw forbidden('only admins may delete users');
+        }
+        if (params.id === principal.id) throw refused('you cannot delete yourself');
+        await ctx.ds.transaction(async (m) => {
+          const u = await m.findOne(User, { where: { id: params.id }, lock: { mode: 'pessimistic_write' } });
+          if (!u) throw notFound('user');
+          if (await m.exists(Machine, { where: { ownerId: u.id } }))
+            throw refused('the user owns machines: destroy or reassign them first');
+          await userEvent(m, 'delete', u, principal);
+          await m.delete(DepartmentMember, { userId: u.id });
+          await m.delete(User, { id: u.id });
+        });
+        ctx.principals.invalidate(params.id);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

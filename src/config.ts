@@ -1,0 +1,77 @@
+/**
+ * Process configuration, parsed once from the environment (zod) and passed down.
+ * Secrets come only from the environment; the development defaults below are loud about it.
+ */
+import { z } from 'zod';
+import { DEV_SECRETS_KEY } from './secrets';
+
+/** Value used when JWT_SECRET is unset: for development only, never for production. */
+export const DEV_JWT_SECRET = 'vmflow-DEVELOPMENT-ONLY-jwt-secret-do-not-use-in-production';
+/** Admin credentials created on first start when ADMIN_EMAIL/ADMIN_PASSWORD are unset (development only). */
+export const DEV_ADMIN = { email: 'admin@vmflow.local', password: 'vmflow-dev-admin-password' } as const;
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  DATABASE_URL: z.string().url().default('mysql://root@127.0.0.1:3306/vmflow'),
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
+  LIBVIRT_URI: z.string().default('qemu:///system'),
+  /** The hypervisor host this worker serves; its activities run on task queue `host-<HOST_NAME>`. */
+  HOST_NAME: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes')
+    .default('local'),
+  /** libvirt storage pool and network that set-up creates for this host. */
+  STORAGE_POOL: z.string().default('vmflow'),
+  DEFAULT_NETWORK: z.string().default('vmflow-default'),
+  /** Force the domain type; default: probe the host once (kvm where QEMU can use it, else qemu/TCG). */
+  VIRT_TYPE: z.enum(['kvm', 'qemu']).optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  JWT_SECRET: z.string().min(16).optional(),
+  /** Key that seals guest credentials and derives console passwords. */
+  SECRETS_KEY: z.string().min(16).optional(),
+  ADMIN_EMAIL: z.string().email().optional(),
+  ADMIN_PASSWORD: z.string().min(8).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** Parses the environment. Throws with every bad variable named. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  const warnings: string[] = [];
+  if (!c.JWT_SECRET) {
+    if (c.NODE_ENV === 'production') throw new Error('JWT_SECRET must be set in production');
+    warnings.push(
+      'JWT_SECRET is unset: using the DEVELOPMENT-ONLY secret. Never run like this in production.',
+    );
+  }
+  if (!c.SECRETS_KEY) {
+    if (c.NODE_ENV === 'production') throw new Error('SECRETS_KEY must be set in production');
+    warnings.push(
+      'SECRETS_KEY is unset: using the DEVELOPMENT-ONLY key for guest credentials and console passwords.',
+    );
+  }
+  if (!c.ADMIN_EMAIL || !c.ADMIN_PASSWORD) {
+    if (c.NODE_ENV === 'production')
+      throw new Error('ADMIN_EMAIL and ADMIN_PASSWORD must be set in production');
+    warnings.push(
+      `ADMIN_EMAIL/ADMIN_PASSWORD unset: the first admin is ${DEV_ADMIN.email} with the DEVELOPMENT-ONLY password. Change it.`,
+    );
+  }
+  return {
+    ...c,
+    jwtSecret: c.JWT_SECRET ?? DEV_JWT_SECRET,
+    secretsKey: c.SECRETS_KEY ?? DEV_SECRETS_KEY,
+    admin: { email: c.ADMIN_EMAIL ?? DEV_ADMIN.email, password: c.ADMIN_PASSWORD ?? DEV_ADMIN.password },
+    hostTaskQueue: `host-${c.HOST_NAME}`,
+    warnings,
+  };
+}

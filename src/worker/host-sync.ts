@@ -1,0 +1,139 @@
+/**
+ * Keeps the database equal to the hypervisor for what happens outside vmflow's workflows: a guest that
+ * shuts itself down, a crash, a VM started or paused with virsh. libvirt's lifecycle events update the
+ * machine's status and emit the matching event; on start and periodically, statuses are reconciled with
+ * libvirt. A machine an operation is working on is left to that operation.
+ */
+import { type DataSource } from 'typeorm';
+import { createDbActivities, registerHost } from '../activities/db';
+import { type Config } from '../config';
+import { type Host } from '../entities/host';
+import { Machine } from '../entities/machine';
+import { type MachineStatus } from '../entities/machine-status';
+import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
+import { type LibvirtProvider } from '../libvirt/provider';
+
+interface SyncDeps {
+  libvirt: LibvirtProvider;
+  dataSource: DataSource;
+}
+
+const DOMAIN_NAME = /^vmflow-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/** Machine status and event action for a libvirt domain state. */
+export function statusForState(state: string): { status: MachineStatus; action: string } | null {
+  switch (state) {
+    case 'running':
+    case 'blocked':
+      return { status: 'running', action: 'power_on' };
+    case 'paused':
+    case 'pmsuspended':
+      return { status: 'suspended', action: 'suspend' };
+    case 'shutoff':
+    case 'shutdown':
+    case 'crashed':
+      return { status: 'off', action: 'power_off' };
+    default:
+      return null;
+  }
+}
+
+/** Machine status and event action for a libvirt lifecycle event. */
+export function statusForEvent(event: string): { status: MachineStatus; action: string } | null {
+  switch (event) {
+    case 'started':
+      return { status: 'running', action: 'power_on' };
+    case 'resumed':
+      return { status: 'running', action: 'resume' };
+    case 'suspended':
+    case 'pmsuspended':
+      return { status: 'suspended', action: 'suspend' };
+    case 'stopped':
+    case 'crashed':
+      return { status: 'off', action: 'power_off' };
+    default:
+      return null;
+  }
+}
+
+/** Registers this worker's host with the capacity libvirt reports. */
+export async function registerThisHost(deps: SyncDeps, config: Config): Promise<Host> {
+  const conn = await deps.libvirt.get();
+  const node = await conn.getNodeInfo();
+  return registerHost(deps.dataSource, {
+    name: config.HOST_NAME,
+    libvirtUri: config.LIBVIRT_URI,
+    taskQueue: config.hostTaskQueue,
+    cpus: node.cpus,
+    memoryMiB: Math.floor(node.memoryKiB / 1024),
+    storagePool: config.STORAGE_POOL,
+    defaultNetwork: config.DEFAULT_NETWORK,
+  });
+}
+
+/** Follows the host's lifecycle events and reconciles now and every `intervalMs`. */
+export async function startHypervisorWatch(
+  deps: SyncDeps,
+  hostId: string,
+  opts: { intervalMs?: number } = {},
+): Promise<{ stop(): Promise<void>; reconcile(): Promise<number> }> {
+  const db = createDbActivities({ dataSource: deps.dataSource });
+  let seq = 0;
+  const apply = async (machineId: string, target: { status: MachineStatus; action: string }, why: string) => {
+    try {
+      await db.setMachineStatus({
+        operationId: null,
+        machineId,
+        status: target.status,
+        action: target.action,
+        idleOnly: true,
+        eventKey: `hv:${machineId}:${why}:${Date.now()}:${seq++}`,
+      });
+    } catch (err) {
+      // An illegal transition (e.g. a destroyed machine's last event) is not ours to force.
+      console.warn(`host-sync: ${machineId} → ${target.status} skipped: ${(err as Error).message}`);
+    }
+  };
+
+  const reconcile = async (): Promise<number> => {
+    const conn = await deps.libvirt.get();
+    const machines = await deps.dataSource.getRepository(Machine).find({ where: { hostId } });
+    let changed = 0;
+    for (const m of machines) {
+      if (m.currentOperationId || !['off', 'running', 'suspended'].includes(m.status)) continue;
+      let state: string;
+      try {
+        state = (await (await conn.lookupDomainByName(m.internalName)).getState()).state;
+      } catch (e) {
+        if (isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) continue; // reported by the drift check, not guessed at
+        throw e;
+      }
+      const target = statusForState(state);
+      if (target && target.status !== m.status) {
+        await apply(m.id, target, `reconcile-${state}`);
+        changed++;
+      }
+    }
+    return changed;
+  };
+
+  const conn = await deps.libvirt.get();
+  const unsubscribe = await conn.onDomainLifecycle((ev) => {
+    const match = DOMAIN_NAME.exec(ev.domainName);
+    const target = statusForEvent(ev.event);
+    if (!match || !target) return;
+    void apply(match[1], target, ev.event);
+  });
+  await reconcile();
+  const timer = setInterval(() => {
+    reconcile().catch((err) => console.warn(`host-sync: reconcile failed: ${(err as Error).message}`));
+  }, opts.intervalMs ?? 60_000);
+  timer.unref();
+  return {
+    reconcile,
+    async stop() {
+      clearInterval(timer);
+      await unsubscribe().catch(() => undefined);
+    },
+  };
+}

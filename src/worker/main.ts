@@ -1,0 +1,49 @@
+/**
+ * The worker process: `npm run worker`. Connects to Temporal, the database and this host's libvirt,
+ * registers the host, reconciles machine statuses with libvirt, follows libvirt's lifecycle events, then
+ * serves the control queue and the host queue until SIGINT/SIGTERM.
+ */
+import './threadpool';
+import 'reflect-metadata';
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfig } from '../config';
+import { createDataSource } from '../entities/data-source';
+import { LibvirtProvider } from '../libvirt/provider';
+import { SecretBox } from '../secrets';
+import { registerThisHost, startHypervisorWatch } from './host-sync';
+import { createWorkers, runWorkers } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  for (const w of config.warnings) console.warn(`WARNING: ${w}`);
+  const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
+  await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
+  const dataSource = createDataSource(config.DATABASE_URL);
+  await dataSource.initialize();
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
+  const host = await registerThisHost(deps, config);
+  const watch = await startHypervisorWatch(deps, host.id);
+  try {
+    const workers = await createWorkers({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      hostName: config.HOST_NAME,
+      deps,
+    });
+    console.log(
+      `worker ready: queues vmflow-control and ${config.hostTaskQueue} on ${config.TEMPORAL_ADDRESS}`,
+    );
+    await runWorkers(workers);
+  } finally {
+    await watch.stop();
+    await connection.close();
+    await dataSource.destroy();
+    await libvirt.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

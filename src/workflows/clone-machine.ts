@@ -1,0 +1,106 @@
+import { db, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
+import { type CloneMachineInput, type MachineOperationResult, libvirtNames } from './shared';
+
+/**
+ * Clones an off VM into a new one in the same department, with the same template and hardware, a new
+ * UUID, MAC and filter: a full copy of its disk, or a linked clone (a qcow2 overlay on the source's disk;
+ * the source is then protected from destroy, start and disk growth while clones exist). The source is
+ * `cloning` meanwhile and `off` again afterwards, whatever happens.
+ */
+export async function cloneMachine(input: CloneMachineInput): Promise<MachineOperationResult> {
+  return runOperation(
+    { ...input, type: 'clone' },
+    input.machineId,
+    { ...input },
+    async (saga) => {
+      const { source, plan } = await saga.step('validate', () => db.planClone(input));
+      const host = hostActivities(plan.host.name);
+      const long = hostActivities(plan.host.name, longRunningActivity);
+      const sourceRef = { operationId: input.operationId, actorId: input.actorId, machineId: source.id };
+      await saga.step(
+        'lockSource',
+        () => db.setMachineStatus({ ...sourceRef, status: 'cloning', from: ['off'] }),
+        // Only if this operation still holds the source (the lock may never have been taken).
+        () =>
+          db.setMachineStatus({
+            ...sourceRef,
+            status: 'off',
+            release: true,
+            onlyIfHeldBy: input.operationId,
+          }),
+      );
+      await saga.step('record', () =>
+        db.insertMachine({
+          operationId: input.operationId,
+          actorId: input.actorId,
+          machineId: input.machineId,
+          name: input.name,
+          ownerId: input.ownerId,
+          departmentId: source.departmentId,
+          templateId: source.templateId,
+          hostName: plan.host.name,
+          plan,
+          sourceMachineId: source.id,
+          linkedClone: input.linked,
+        }),
+      );
+      const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(input.machineId) };
+      const { path } = await saga.step(
+        'createVolume',
+        () =>
+          long.createVolume({
+            ...volume,
+            capacityGiB: plan.storageGiB,
+            ...(input.linked ? { backingPath: source.diskPath! } : { cloneFromPath: source.diskPath! }),
+          }),
+        () => host.deleteVolume(volume),
+      );
+      await saga.step('ensureDepartmentFilter', () =>
+        host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
+      );
+      await saga.step(
+        'createVmFilter',
+        () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
+        () => host.removeVmFilter({ name: plan.filterName }),
+      );
+      const domainRef = { internalName: plan.internalName, machineId: input.machineId };
+      const { uuid, mac } = await saga.step(
+        'defineDomain',
+        () =>
+          host.defineDomain({
+            ...domainRef,
+            operationId: input.operationId,
+            title: input.name,
+            cpu: plan.cpu,
+            memoryMiB: plan.memoryMiB,
+            diskPath: path,
+            networkName: plan.networkName,
+            filterName: plan.filterName,
+          }),
+        () => host.undefineDomain(domainRef),
+      );
+      // The source is released first: whatever happens to the clone after this, the source is unharmed.
+      await saga.step('unlockSource', () =>
+        db.setMachineStatus({ ...sourceRef, status: 'off', release: true }),
+      );
+      await saga.step('finalize', () =>
+        db.setMachineStatus({
+          operationId: input.operationId,
+          actorId: input.actorId,
+          machineId: input.machineId,
+          status: 'off',
+          from: ['creating'],
+          fields: { libvirtUuid: uuid, macAddress: mac, diskPath: path },
+        }),
+      );
+      return { machineId: input.machineId, status: 'off' };
+    },
+    {
+      async onFailure(err, cancelled) {
+        const base = { operationId: input.operationId, actorId: input.actorId, machineId: input.machineId };
+        if (cancelled) await db.deleteMachine(base);
+        else await db.failMachine({ ...base, error: failureMessage(err) });
+      },
+    },
+  );
+}

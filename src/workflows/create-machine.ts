@@ -1,0 +1,105 @@
+import { db, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
+import { type CreateMachineInput, type MachineOperationResult, libvirtNames } from './shared';
+
+/**
+ * Creates a VM: validate, record it (`creating`), create its disk, ensure its department's filter and
+ * create its own, define the domain, optionally start it, mark it `off`/`running`. Any failure or a
+ * cancellation removes every hypervisor resource it made; a failed create keeps its row as `failed` with
+ * the reason, a cancelled one is deleted.
+ */
+export async function createMachine(input: CreateMachineInput): Promise<MachineOperationResult> {
+  const { guestSecrets: _sealed, ...recorded } = input; // sealed anyway; kept out of the operation row
+  return runOperation(
+    { ...input, type: 'create' },
+    input.machineId,
+    recorded as unknown as Record<string, unknown>,
+    async (saga) => {
+      const plan = await saga.step('validate', () => db.planCreate(input));
+      const host = hostActivities(plan.host.name);
+      const long = hostActivities(plan.host.name, longRunningActivity);
+      await saga.step('record', () =>
+        db.insertMachine({
+          operationId: input.operationId,
+          actorId: input.actorId,
+          machineId: input.machineId,
+          name: input.name,
+          ownerId: input.ownerId,
+          departmentId: input.departmentId,
+          templateId: input.templateId,
+          hostName: plan.host.name,
+          plan,
+          guestSecrets: input.guestSecrets,
+        }),
+      );
+      const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(input.machineId) };
+      const { path } = await saga.step(
+        'createVolume',
+        () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB }),
+        () => host.deleteVolume(volume),
+      );
+      await saga.step('ensureDepartmentFilter', () =>
+        host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
+      );
+      await saga.step(
+        'createVmFilter',
+        () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
+        () => host.removeVmFilter({ name: plan.filterName }),
+      );
+      const domainRef = { internalName: plan.internalName, machineId: input.machineId };
+      const { uuid, mac } = await saga.step(
+        'defineDomain',
+        () =>
+          host.defineDomain({
+            ...domainRef,
+            operationId: input.operationId,
+            title: input.name,
+            cpu: plan.cpu,
+            memoryMiB: plan.memoryMiB,
+            diskPath: path,
+            networkName: plan.networkName,
+            filterName: plan.filterName,
+          }),
+        () => host.undefineDomain(domainRef),
+      );
+      if (input.start) {
+        await saga.step(
+          'startDomain',
+          () => host.startDomain(domainRef),
+          () => host.forceOffDomain(domainRef),
+        );
+      }
+      const status = input.start ? 'running' : 'off';
+      await saga.step('finalize', () =>
+        db.setMachineStatus({
+          operationId: input.operationId,
+          actorId: input.actorId,
+          machineId: input.machineId,
+          status,
+          from: ['creating'],
+          action: input.start ? 'power_on' : 'update',
+          fields: { libvirtUuid: uuid, macAddress: mac, diskPath: path },
+        }),
+      );
+      return { machineId: input.machineId, status };
+    },
+    {
+      // Both are no-ops when the row was never written (validation failed, or the name was taken).
+      async onFailure(err, cancelled) {
+        if (cancelled) {
+          await db.deleteMachine({
+            operationId: input.operationId,
+            actorId: input.actorId,
+            machineId: input.machineId,
+          });
+        } else {
+          await db.failMachine({
+            operationId: input.operationId,
+            actorId: input.actorId,
+            machineId: input.machineId,
+            error: failureMessage(err),
+          });
+        }
+      },
+    },
+  );
+}

@@ -1,0 +1,242 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { DbActivities } from '../activities/db';
+import type { LibvirtActivities } from '../activities/libvirt';
+import type { NwfilterActivities } from '../activities/nwfilter';
+import type { StorageActivities } from '../activities/storage';
+import { FailureType, hostTaskQueue, progressQuery, type StepRecord } from './shared';
+
+// Activity-option presets, named by latency.
+/** Database and event writes on the control queue: short, retried with backoff. */
+export const dbActivity = {
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
+  // A write in flight commits anyway: compensations must see it, so wait for it to finish.
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+  retry: {
+    initialInterval: '500 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 20,
+  },
+} as const satisfies ActivityOptions;
+/** A libvirt call on the host queue. */
+export const hypervisorActivity = {
+  startToCloseTimeout: '2 minutes',
+  // Every hypervisor activity heartbeats (activities/retry.ts): a dead worker is noticed in seconds.
+  heartbeatTimeout: '10 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 10,
+  },
+  // Cleanup must finish before the compensations start (never delete a volume a clone is still writing).
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+} as const satisfies ActivityOptions;
+/** Storage copies and graceful shutdowns: long, heartbeating. */
+export const longRunningActivity = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+  },
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+} as const satisfies ActivityOptions;
+/**
+ * Compensations: retried until they succeed (a failing undo keeps the workflow open and visible in the
+ * Web UI rather than leaving an orphan behind).
+ */
+export const compensationActivity = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+} as const satisfies ActivityOptions;
+
+/** Control-queue activities (DB and events). */
+export const db = proxyActivities<DbActivities>(dbActivity);
+/** Step records go through local activities: cheap, same worker, still durable. */
+const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 20, maximumInterval: '10 seconds' },
+});
+
+type HostActivities = LibvirtActivities & StorageActivities & NwfilterActivities;
+
+/** Hypervisor activities of a host, with the given preset. */
+export function hostActivities(hostName: string, preset: ActivityOptions = hypervisorActivity) {
+  return proxyActivities<HostActivities>({ ...preset, taskQueue: hostTaskQueue(hostName) });
+}
+
+/** The message of a failure, unwrapped from activity failures. */
+export function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return failureMessage(err.cause);
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Rethrows a failure as a typed, non-retryable ApplicationFailure the caller can match on. */
+export function toOperationFailure(err: unknown): ApplicationFailure {
+  if (isCancellation(err)) {
+    return ApplicationFailure.create({
+      type: FailureType.Cancelled,
+      message: 'operation cancelled',
+      nonRetryable: true,
+    });
+  }
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  if (cause instanceof ApplicationFailure) {
+    return ApplicationFailure.create({
+      type: cause.type ?? 'OperationFailed',
+      message: cause.message,
+      details: cause.details ? [...cause.details] : undefined,
+      nonRetryable: true,
+    });
+  }
+  return ApplicationFailure.create({
+    type: 'OperationFailed',
+    message: failureMessage(err),
+    nonRetryable: true,
+  });
+}
+
+/**
+ * A saga (STYLE.md): steps run forward; each step's undo is registered **before** the step runs, because
+ * an activity can succeed in libvirt and then die before reporting it. That is safe because every undo is
+ * idempotent and only removes what carries this machine's deterministic name and id. On failure or
+ * cancellation the undos run in reverse, shielded from cancellation.
+ */
+export class Saga {
+  readonly steps: StepRecord[] = [];
+  private readonly undos: Array<{ name: string; undo: () => Promise<unknown> }> = [];
+
+  constructor(
+    private readonly operationId: string,
+    private readonly machineId: string | null,
+  ) {
+    setHandler(progressQuery, () => this.steps);
+  }
+
+  /** Records a step status (never cancelled: the record must exist whatever happens). */
+  async record(name: string, status: StepRecord['status'], error?: string): Promise<void> {
+    const entry: StepRecord = { name, status, at: new Date().toISOString(), ...(error ? { error } : {}) };
+    this.steps.push(entry);
+    await CancellationScope.nonCancellable(() =>
+      progress.recordStep({ operationId: this.operationId, machineId: this.machineId, step: name, ...entry }),
+    );
+  }
+
+  /** Runs one step; `undo` (if any) is what removes its effect. */
+  async step<T>(name: string, run: () => Promise<T>, undo?: () => Promise<unknown>): Promise<T> {
+    if (undo) this.undos.unshift({ name, undo });
+    await this.record(name, 'started');
+    try {
+      const result = await run();
+      await this.record(name, 'completed');
+      return result;
+    } catch (err) {
+      await this.record(name, 'failed', failureMessage(err));
+      throw err;
+    }
+  }
+
+  /** Runs the registered undos in reverse order. An undo that fails for good is logged and recorded. */
+  async compensate(): Promise<string[]> {
+    const failed: string[] = [];
+    await CancellationScope.nonCancellable(async () => {
+      for (const { name, undo } of this.undos) {
+        await this.record(name, 'compensating');
+        try {
+          await undo();
+          await this.record(name, 'compensated');
+        } catch (err) {
+          log.error('compensation failed', { step: name, error: failureMessage(err) });
+          await this.record(name, 'failed', `compensation failed: ${failureMessage(err)}`);
+          failed.push(name);
+        }
+      }
+    });
+    return failed;
+  }
+}
+
+/** How an operation ends when its body throws. */
+export interface OperationHooks {
+  /** Runs after the compensations (non-cancellable): e.g. mark the machine failed, or delete its row. */
+  onFailure?: (err: unknown, cancelled: boolean, failedUndos: string[]) => Promise<void>;
+}
+
+/**
+ * Runs a machine operation: records it, runs `body` as a saga, and on failure or cancellation compensates,
+ * runs `onFailure`, records the outcome and throws a typed failure. The operation row always ends in
+ * succeeded, failed or cancelled.
+ */
+export async function runOperation<T>(
+  op: {
+    operationId: string;
+    actorId: string | null;
+    idempotencyKey?: string | null;
+    type: 'create' | 'clone' | 'destroy' | 'update_hardware' | 'power';
+  },
+  machineId: string | null,
+  input: Record<string, unknown>,
+  body: (saga: Saga) => Promise<T>,
+  hooks: OperationHooks = {},
+): Promise<T> {
+  const saga = new Saga(op.operationId, machineId);
+  let result: T;
+  try {
+    // Never cancelled halfway: the operation row must exist whatever happens next.
+    await CancellationScope.nonCancellable(() =>
+      db.beginOperation({
+        operationId: op.operationId,
+        type: op.type,
+        machineId,
+        actorId: op.actorId,
+        idempotencyKey: op.idempotencyKey ?? null,
+        input,
+        at: new Date().toISOString(),
+      }),
+    );
+    result = await body(saga);
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const failedUndos = await saga.compensate();
+    const failure = toOperationFailure(err);
+    await CancellationScope.nonCancellable(async () => {
+      await hooks.onFailure?.(err, cancelled, failedUndos);
+      if (machineId) await db.releaseMachine({ machineId, operationId: op.operationId });
+      const suffix = failedUndos.length ? ` (compensation failed: ${failedUndos.join(', ')})` : '';
+      await db.finishOperation({
+        operationId: op.operationId,
+        status: cancelled ? 'cancelled' : 'failed',
+        error: failure.message + suffix,
+        at: new Date().toISOString(),
+      });
+    });
+    throw failure;
+  }
+  // The work is done: a cancellation arriving now must not undo a finished machine.
+  await CancellationScope.nonCancellable(async () => {
+    if (machineId) await db.releaseMachine({ machineId, operationId: op.operationId });
+    await db.finishOperation({
+      operationId: op.operationId,
+      status: 'succeeded',
+      at: new Date().toISOString(),
+    });
+  });
+  return result;
+}

@@ -1,0 +1,58 @@
+/**
+ * Jest global set-up: one Temporal dev server for the whole run, on a free port of its own (several runs
+ * may share a machine), and the test database created and migrated. `npm test` ran scripts/setup.sh
+ * before this (pretest), which installed and started everything else, libvirtd in its namespace included.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { migrateDatabase } from '../../src/entities/migrate';
+import { startDevServer } from './temporal-server';
+
+/** One file per running test run: {owner (jest pid), server (dev server pid)}. */
+const runsDir = path.resolve(__dirname, '../../.vmflow/test-runs');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops dev servers left behind by test runs that died without their tear-down. */
+function reapOrphans(): void {
+  if (!existsSync(runsDir)) return;
+  for (const f of readdirSync(runsDir)) {
+    const file = path.join(runsDir, f);
+    try {
+      const run = JSON.parse(readFileSync(file, 'utf8')) as { owner: number; server: number };
+      if (alive(run.owner)) continue;
+      if (alive(run.server)) process.kill(-run.server, 'SIGKILL');
+    } catch {
+      /* unreadable: remove it */
+    }
+    rmSync(file, { force: true });
+  }
+}
+
+export default async function globalSetup(): Promise<void> {
+  mkdirSync(runsDir, { recursive: true });
+  process.env.NODE_ENV = 'test';
+  process.env.LIBVIRT_URI ??= 'qemu:///system';
+  process.env.DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/vmflow_test';
+  await migrateDatabase(process.env.DATABASE_URL);
+  if (!process.env.TEST_TEMPORAL_ADDRESS) {
+    reapOrphans();
+    const server = await startDevServer({
+      port: process.env.TEST_TEMPORAL_PORT ? Number(process.env.TEST_TEMPORAL_PORT) : undefined,
+      logName: `test-temporal-${process.pid}`,
+    });
+    writeFileSync(
+      path.join(runsDir, `${process.pid}.json`),
+      JSON.stringify({ owner: process.pid, server: server.pid }),
+    );
+    process.env.TEST_TEMPORAL_ADDRESS = server.address;
+  }
+  process.env.TEMPORAL_ADDRESS = process.env.TEST_TEMPORAL_ADDRESS;
+}

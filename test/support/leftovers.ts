@@ -1,0 +1,49 @@
+/** Reads what a machine left behind in libvirt and the database: the proof that a saga cleaned up. */
+import { type DataSource } from 'typeorm';
+import { Machine } from '../../src/entities/machine';
+import { isLibvirtError } from '../../src/libvirt/errors';
+import { type LibvirtProvider } from '../../src/libvirt/provider';
+import { libvirtNames } from '../../src/workflows/shared';
+import { TEST_POOL } from './stack';
+
+/** What exists for a machine id. */
+export interface Traces {
+  domain: boolean;
+  volume: boolean;
+  vmFilter: boolean;
+  bindings: number;
+  row: Machine | null;
+}
+
+async function exists(fn: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    if (isLibvirtError(e)) return false;
+    throw e;
+  }
+}
+
+/** Looks up every resource vmflow makes for a machine. */
+export async function tracesOf(
+  machineId: string,
+  deps: { libvirt: LibvirtProvider; dataSource: DataSource },
+): Promise<Traces> {
+  const conn = await deps.libvirt.get();
+  const pool = await conn.lookupPoolByName(TEST_POOL);
+  await pool.refresh();
+  const filter = libvirtNames.vmFilter(machineId);
+  let bindings = 0;
+  for (const b of await conn.listAllNWFilterBindings()) if ((await b.getFilterName()) === filter) bindings++;
+  return {
+    domain: await exists(() => conn.lookupDomainByName(libvirtNames.domain(machineId))),
+    volume: await exists(() => pool.lookupVolumeByName(libvirtNames.volume(machineId))),
+    vmFilter: await exists(() => conn.lookupNWFilterByName(filter)),
+    bindings,
+    row: await deps.dataSource.getRepository(Machine).findOne({ where: { id: machineId } }),
+  };
+}
+
+/** Nothing on the hypervisor for this machine. */
+export const NO_HYPERVISOR_TRACE = { domain: false, volume: false, vmFilter: false, bindings: 0 };

@@ -1,0 +1,207 @@
+/**
+ * The runs whose histories are committed under test/workflows/histories and replayed by replay.test.ts:
+ * for every workflow a happy path and at least one compensating failure (and a cancellation for the
+ * sagas that make resources). Regenerate with `npx tsx test/workflows/record-histories.ts` (or
+ * `RECORD_HISTORIES=1 npm run test:workflows`, which runs that script first) — only when a workflow
+ * change is meant to be incompatible; otherwise guard it with patched() and keep the old histories.
+ * (Not imported by Jest: prettier 3 needs dynamic import, which Jest's VM lacks.)
+ */
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import * as prettier from 'prettier';
+import {
+  type WorkflowHarness,
+  type WorkflowRunner,
+  type WorkflowName,
+  operationContext,
+  within,
+} from '../support/workflow-harness';
+import {
+  INJECTED,
+  type StubOptions,
+  type Stubs,
+  createStubs,
+  machineFixture,
+} from '../support/workflow-stubs';
+import { historyToJsonText } from '../support/workflow-history';
+import { uniqueId } from '../support/temporal';
+
+/** Where the committed histories live. */
+export const HISTORIES_DIR = path.join(__dirname, 'histories');
+
+interface Scenario {
+  /** File name without `.json`: `<workflow>.<case>`. */
+  name: string;
+  workflow: WorkflowName;
+  stubs: (hostName: string) => Partial<StubOptions>;
+  /** Starts the run and waits until it is closed. */
+  run: (run: WorkflowRunner, stubs: Stubs) => Promise<WorkflowHandle>;
+}
+
+const settle = async (handle: WorkflowHandle) => {
+  await within(
+    handle.result().catch(() => undefined),
+    `${handle.workflowId} to close`,
+    30_000,
+  );
+  return handle;
+};
+const create = (start: boolean) => ({
+  ...operationContext(),
+  machineId: uniqueId('m'),
+  name: 'web-1',
+  templateId: 'template-1',
+  departmentId: 'dept-1',
+  ownerId: 'owner-1',
+  start,
+});
+const existing = (hostName: string, status: 'off' | 'running' = 'off') =>
+  machineFixture('m-recorded', hostName, { status });
+const onRecorded = { ...operationContext(), machineId: 'm-recorded' };
+const clone = (linked: boolean) => ({
+  ...operationContext(),
+  sourceMachineId: 'm-recorded',
+  machineId: uniqueId('clone'),
+  name: 'copy',
+  linked,
+  ownerId: 'owner-1',
+});
+
+/** Cancels the run once `label` has started (a cancellable gate), and waits for it to close. */
+async function cancelDuring(
+  stubs: Stubs,
+  label: string,
+  start: () => Promise<WorkflowHandle>,
+): Promise<WorkflowHandle> {
+  const gate = stubs.gate(label);
+  const handle = await start();
+  await within(gate.entered, `${label} to start`);
+  await handle.cancel();
+  return settle(handle);
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'pingHost.happy',
+    workflow: 'pingHost',
+    stubs: () => ({}),
+    run: async (run, s) => settle(await run.start('pingHost', { hostName: s.hostName })),
+  },
+  {
+    name: 'createMachine.happy-start',
+    workflow: 'createMachine',
+    stubs: () => ({}),
+    run: async (run) => settle(await run.start('createMachine', create(true))),
+  },
+  {
+    name: 'createMachine.fail-startDomain',
+    workflow: 'createMachine',
+    stubs: () => ({ fail: { startDomain: INJECTED } }),
+    run: async (run) => settle(await run.start('createMachine', create(true))),
+  },
+  {
+    name: 'createMachine.cancel-createVolume',
+    workflow: 'createMachine',
+    stubs: () => ({}),
+    run: (run, s) => cancelDuring(s, 'createVolume', () => run.start('createMachine', create(false))),
+  },
+  {
+    name: 'cloneMachine.happy-linked',
+    workflow: 'cloneMachine',
+    stubs: (host) => ({ machines: [existing(host)] }),
+    run: async (run) => settle(await run.start('cloneMachine', clone(true))),
+  },
+  {
+    name: 'cloneMachine.fail-defineDomain',
+    workflow: 'cloneMachine',
+    stubs: (host) => ({ machines: [existing(host)], fail: { defineDomain: INJECTED } }),
+    run: async (run) => settle(await run.start('cloneMachine', clone(false))),
+  },
+  {
+    name: 'cloneMachine.cancel-createVolume',
+    workflow: 'cloneMachine',
+    stubs: (host) => ({ machines: [existing(host)] }),
+    run: (run, s) => cancelDuring(s, 'createVolume', () => run.start('cloneMachine', clone(false))),
+  },
+  {
+    name: 'destroyMachine.happy-shutdown-timeout',
+    workflow: 'destroyMachine',
+    stubs: (host) => ({
+      machines: [existing(host, 'running')],
+      domainState: 'running',
+      shutdownOutcome: 'timeout',
+    }),
+    run: async (run) => settle(await run.start('destroyMachine', { ...onRecorded, shutdownTimeoutSec: 5 })),
+  },
+  {
+    name: 'destroyMachine.fail-deleteVolume',
+    workflow: 'destroyMachine',
+    stubs: (host) => ({ machines: [existing(host)], fail: { deleteVolume: INJECTED } }),
+    run: async (run) => settle(await run.start('destroyMachine', onRecorded)),
+  },
+  {
+    name: 'updateMachineHardware.happy-live-and-grow',
+    workflow: 'updateMachineHardware',
+    stubs: (host) => ({
+      machines: [existing(host, 'running')],
+      hardwareApplied: () => ({ live: { cpu: 4 }, pending: { memoryMiB: 4096 } }),
+    }),
+    run: async (run) =>
+      settle(
+        await run.start('updateMachineHardware', { ...onRecorded, cpu: 4, memoryMiB: 4096, storageGiB: 20 }),
+      ),
+  },
+  {
+    name: 'updateMachineHardware.fail-growDisk',
+    workflow: 'updateMachineHardware',
+    stubs: (host) => ({ machines: [existing(host, 'running')], fail: { growDisk: INJECTED } }),
+    run: async (run) =>
+      settle(await run.start('updateMachineHardware', { ...onRecorded, cpu: 4, storageGiB: 20 })),
+  },
+  {
+    name: 'powerMachine.start',
+    workflow: 'powerMachine',
+    stubs: (host) => ({ machines: [existing(host)] }),
+    run: async (run) => settle(await run.start('powerMachine', { ...onRecorded, action: 'start' })),
+  },
+  {
+    name: 'powerMachine.shutdown-timeout',
+    workflow: 'powerMachine',
+    stubs: (host) => ({ machines: [existing(host, 'running')], shutdownOutcome: 'timeout' }),
+    run: async (run) =>
+      settle(await run.start('powerMachine', { ...onRecorded, action: 'shutdown', shutdownTimeoutSec: 5 })),
+  },
+  {
+    name: 'powerMachine.fail-startDomain',
+    workflow: 'powerMachine',
+    stubs: (host) => ({ machines: [existing(host)], fail: { startDomain: INJECTED } }),
+    run: async (run) => settle(await run.start('powerMachine', { ...onRecorded, action: 'start' })),
+  },
+];
+
+/**
+ * Runs every scenario, then replaces the histories folder's JSON files (nothing is removed unless every
+ * scenario ran). Returns the files written.
+ */
+export async function recordHistories(h: WorkflowHarness, dir = HISTORIES_DIR): Promise<string[]> {
+  const recorded: Array<{ file: string; text: string }> = [];
+  for (const scenario of SCENARIOS) {
+    const hostName = uniqueId('host');
+    const stubs = createStubs({ hostName, ...scenario.stubs(hostName) });
+    const history = await h.withWorkers(stubs, async (run) =>
+      (await scenario.run(run, stubs)).fetchHistory(),
+    );
+    const file = path.join(dir, `${scenario.name}.json`);
+    // Formatted as `npm run format` would, so formatting the repo leaves the recorded files alone.
+    const options = (await prettier.resolveConfig(file)) ?? {};
+    recorded.push({
+      file,
+      text: await prettier.format(historyToJsonText(history), { ...options, parser: 'json' }),
+    });
+  }
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) if (f.endsWith('.json')) rmSync(path.join(dir, f));
+  for (const { file, text } of recorded) writeFileSync(file, text);
+  return recorded.map((r) => r.file);
+}
