@@ -23,6 +23,9 @@ wait_for() {
   done
 }
 
+# Note: never `cmd | grep -q` under pipefail: grep exits at the first match, cmd dies of SIGPIPE and
+# the pipeline fails. Capture the output and match it instead.
+
 # A stamp file per step, holding a hash of what the step depends on.
 stamp_ok() { [ -f "$VMFLOW_STATE/stamps/$1" ] && [ "$(cat "$VMFLOW_STATE/stamps/$1")" = "$2" ]; }
 stamp_set() { mkdir -p "$VMFLOW_STATE/stamps"; printf '%s' "$2" >"$VMFLOW_STATE/stamps/$1"; }

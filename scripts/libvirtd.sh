@@ -33,7 +33,7 @@ fix_kvm_permissions() {
 start() {
   need_root
   fix_kvm_permissions
-  ip netns list | grep -qw "^$VMFLOW_NETNS" || { log "creating network namespace $VMFLOW_NETNS"; ip netns add "$VMFLOW_NETNS"; }
+  [ -e "/run/netns/$VMFLOW_NETNS" ] || { log "creating network namespace $VMFLOW_NETNS"; ip netns add "$VMFLOW_NETNS"; }
   ip -n "$VMFLOW_NETNS" link set lo up
   if status; then log "libvirtd already running in namespace $VMFLOW_NETNS"; return 0; fi
   local lv lg

@@ -18,7 +18,7 @@ APT_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils dnsma
 ensure_packages() {
   local missing=()
   for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
@@ -57,9 +57,9 @@ ensure_native() {
 # version it was built from.
 temporal_ok() {
   [ -x "$1" ] || return 1
-  "$1" --version 2>/dev/null | grep -q "version $TEMPORAL_CLI_VERSION " && return 0
+  [[ "$("$1" --version 2>/dev/null)" == *"version $TEMPORAL_CLI_VERSION "* ]] && return 0
   local go; go=$(command -v go || echo /usr/local/go/bin/go)
-  [ -x "$go" ] && "$go" version -m "$1" 2>/dev/null | grep -qE "^\s+mod\s+github.com/temporalio/cli\s+v$TEMPORAL_CLI_VERSION\s"
+  [ -x "$go" ] && [[ "$("$go" version -m "$1" 2>/dev/null)" =~ mod[[:space:]]+github.com/temporalio/cli[[:space:]]+v$TEMPORAL_CLI_VERSION[[:space:]] ]]
 }
 
 # Order (DESIGN.md decision 1): $TEMPORAL_CLI, the project's tools folder, the per-user cache,
@@ -103,7 +103,7 @@ ensure_host_resources() {
     "${v[@]}" pool-build "$pool" >/dev/null 2>&1 || true
     "${v[@]}" pool-autostart "$pool" >/dev/null
   fi
-  "${v[@]}" pool-info "$pool" | grep -q 'State:.*running' || "${v[@]}" pool-start "$pool" >/dev/null
+  [[ "$("${v[@]}" pool-info "$pool")" =~ State:[[:space:]]+running ]] || "${v[@]}" pool-start "$pool" >/dev/null
   if ! "${v[@]}" net-info "$net" >/dev/null 2>&1; then
     log "defining isolated network $net (10.250.0.0/24, inside namespace $VMFLOW_NETNS)"
     local f; f=$(mktemp)
@@ -119,7 +119,7 @@ XML
     "${v[@]}" net-define "$f" >/dev/null; rm -f "$f"
     "${v[@]}" net-autostart "$net" >/dev/null
   fi
-  "${v[@]}" net-info "$net" | grep -q 'Active:.*yes' || "${v[@]}" net-start "$net" >/dev/null
+  [[ "$("${v[@]}" net-info "$net")" =~ Active:[[:space:]]+yes ]] || "${v[@]}" net-start "$net" >/dev/null
 }
 
 db_reachable() { mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; }
