@@ -20,40 +20,50 @@ interface SyncDeps {
 
 const DOMAIN_NAME = /^vmflow-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
-/** Machine status and event action for a libvirt domain state. */
-export function statusForState(state: string): { status: MachineStatus; action: string } | null {
+/** Machine status for a libvirt domain state. */
+export function statusForState(state: string): { status: MachineStatus } | null {
   switch (state) {
     case 'running':
     case 'blocked':
-      return { status: 'running', action: 'power_on' };
+      return { status: 'running' };
     case 'paused':
     case 'pmsuspended':
-      return { status: 'suspended', action: 'suspend' };
+      return { status: 'suspended' };
     case 'shutoff':
     case 'shutdown':
     case 'crashed':
-      return { status: 'off', action: 'power_off' };
+      return { status: 'off' };
     default:
       return null;
   }
 }
 
-/** Machine status and event action for a libvirt lifecycle event. */
-export function statusForEvent(event: string): { status: MachineStatus; action: string } | null {
+/** Machine status for a libvirt lifecycle event. */
+export function statusForEvent(event: string): { status: MachineStatus } | null {
   switch (event) {
     case 'started':
-      return { status: 'running', action: 'power_on' };
     case 'resumed':
-      return { status: 'running', action: 'resume' };
+      return { status: 'running' };
     case 'suspended':
     case 'pmsuspended':
-      return { status: 'suspended', action: 'suspend' };
+      return { status: 'suspended' };
     case 'stopped':
     case 'crashed':
-      return { status: 'off', action: 'power_off' };
+      return { status: 'off' };
     default:
       return null;
   }
+}
+
+/**
+ * The event a change of status reads as. Taken from the transition, not from libvirt's event name: a
+ * start reaches us as `resumed` then `started` (QEMU starts paused), and must read as power_on.
+ */
+export function actionFor(from: MachineStatus, to: MachineStatus): string {
+  if (to === 'running') return from === 'suspended' ? 'resume' : 'power_on';
+  if (to === 'suspended') return 'suspend';
+  if (to === 'off') return 'power_off';
+  return 'update';
 }
 
 /** Registers this worker's host with the capacity libvirt reports. */
@@ -79,13 +89,15 @@ export async function startHypervisorWatch(
 ): Promise<{ stop(): Promise<void>; reconcile(): Promise<number> }> {
   const db = createDbActivities({ dataSource: deps.dataSource });
   let seq = 0;
-  const apply = async (machineId: string, target: { status: MachineStatus; action: string }, why: string) => {
+  const apply = async (machineId: string, target: { status: MachineStatus }, why: string) => {
     try {
+      const row = await deps.dataSource.getRepository(Machine).findOneBy({ id: machineId });
+      if (!row) return;
       await db.setMachineStatus({
         operationId: null,
         machineId,
         status: target.status,
-        action: target.action,
+        action: actionFor(row.status, target.status),
         idleOnly: true,
         eventKey: `hv:${machineId}:${why}:${Date.now()}:${seq++}`,
       });
@@ -118,11 +130,13 @@ export async function startHypervisorWatch(
   };
 
   const conn = await deps.libvirt.get();
+  let queue: Promise<void> = Promise.resolve();
   const unsubscribe = await conn.onDomainLifecycle((ev) => {
     const match = DOMAIN_NAME.exec(ev.domainName);
     const target = statusForEvent(ev.event);
     if (!match || !target) return;
-    void apply(match[1], target, ev.event);
+    // One at a time, in libvirt's order.
+    queue = queue.then(() => apply(match[1], target, ev.event));
   });
   await reconcile();
   const timer = setInterval(() => {
@@ -134,6 +148,7 @@ export async function startHypervisorWatch(
     async stop() {
       clearInterval(timer);
       await unsubscribe().catch(() => undefined);
+      await queue;
     },
   };
 }
