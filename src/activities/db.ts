@@ -162,6 +162,25 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
     }
   };
 
+  /** Writes a `vms:<action>` event about a machine, in the caller's transaction. */
+  const machineEvent = (
+    m: EntityManager,
+    view: MachineView,
+    action: string,
+    e: { actorId: string | null | undefined; dedupeKey: string; payload: Record<string, unknown> },
+  ) =>
+    publishEvent(m, {
+      resource: 'vms',
+      action,
+      resourceId: view.id,
+      payload: { machine: publicMachine(view), ...e.payload },
+      actorId: e.actorId ?? null,
+      workflowId: workflowId(),
+      ownerId: view.ownerId,
+      departmentId: view.departmentId,
+      dedupeKey: e.dedupeKey,
+    });
+
   return {
     /** Records the start of an operation (upsert by id). */
     async beginOperation(input: {
@@ -489,16 +508,10 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           throw err;
         }
         const view = (await loadMachineView(m, input.machineId))!;
-        await publishEvent(m, {
-          resource: 'vms',
-          action: 'create',
-          resourceId: view.id,
-          payload: { machine: publicMachine(view), operationId: input.operationId },
+        await machineEvent(m, view, 'create', {
           actorId: input.actorId,
-          workflowId: workflowId(),
-          ownerId: view.ownerId,
-          departmentId: view.departmentId,
           dedupeKey: `${input.operationId}:vms:create`,
+          payload: { operationId: input.operationId },
         });
         return view;
       });
@@ -594,21 +607,11 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         if (input.release) patch.currentOperationId = null;
         await m.update(Machine, { id: row.id }, patch);
         const view = (await loadMachineView(m, row.id))!;
-        await publishEvent(m, {
-          resource: 'vms',
-          action: input.action ?? 'update',
-          resourceId: view.id,
-          payload: {
-            machine: publicMachine(view),
-            operationId: input.operationId,
-            previousStatus: row.status,
-          },
-          actorId: input.actorId ?? null,
-          workflowId: workflowId(),
-          ownerId: view.ownerId,
-          departmentId: view.departmentId,
+        await machineEvent(m, view, input.action ?? 'update', {
+          actorId: input.actorId,
           dedupeKey:
             input.eventKey ?? `${input.operationId}:status:${input.status}:${input.action ?? 'update'}`,
+          payload: { operationId: input.operationId, previousStatus: row.status },
         });
         return view;
       });
@@ -638,21 +641,10 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           { status: 'failed', lastError: input.error, currentOperationId: null },
         );
         const view = (await loadMachineView(m, row.id))!;
-        await publishEvent(m, {
-          resource: 'vms',
-          action: 'update',
-          resourceId: view.id,
-          payload: {
-            machine: publicMachine(view),
-            operationId: input.operationId,
-            error: input.error,
-            previousStatus: row.status,
-          },
+        await machineEvent(m, view, 'update', {
           actorId: input.actorId,
-          workflowId: workflowId(),
-          ownerId: view.ownerId,
-          departmentId: view.departmentId,
           dedupeKey: `${input.operationId}:status:failed`,
+          payload: { operationId: input.operationId, error: input.error, previousStatus: row.status },
         });
       });
     },
@@ -682,16 +674,10 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         const view = await loadMachineView(m, input.machineId);
         if (!view) return;
         await m.delete(Machine, { id: input.machineId });
-        await publishEvent(m, {
-          resource: 'vms',
-          action: 'delete',
-          resourceId: input.machineId,
-          payload: { machine: publicMachine(view), operationId: input.operationId },
+        await machineEvent(m, view, 'delete', {
           actorId: input.actorId,
-          workflowId: workflowId(),
-          ownerId: view.ownerId,
-          departmentId: view.departmentId,
           dedupeKey: `${input.operationId}:vms:delete`,
+          payload: { operationId: input.operationId },
         });
       });
       await faults?.check('deleteMachine', 'after');

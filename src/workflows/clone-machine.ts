@@ -1,5 +1,6 @@
-import { db, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
-import { type CloneMachineInput, type MachineOperationResult, libvirtNames } from './shared';
+import { provisionMachine } from './provision';
+import { db, failureMessage, runOperation } from './saga';
+import { type CloneMachineInput, type MachineOperationResult } from './shared';
 
 /**
  * Clones an off VM into a new one in the same department, with the same template and hardware, a new
@@ -14,8 +15,6 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
     { ...input },
     async (saga) => {
       const { source, plan } = await saga.step('validate', () => db.planClone(input));
-      const host = hostActivities(plan.host.name);
-      const long = hostActivities(plan.host.name, longRunningActivity);
       const sourceRef = { operationId: input.operationId, actorId: input.actorId, machineId: source.id };
       await saga.step(
         'lockSource',
@@ -44,41 +43,15 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
           linkedClone: input.linked,
         }),
       );
-      const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(input.machineId) };
-      const { path } = await saga.step(
-        'createVolume',
-        () =>
-          long.createVolume({
-            ...volume,
-            capacityGiB: plan.storageGiB,
-            ...(input.linked ? { backingPath: source.diskPath! } : { cloneFromPath: source.diskPath! }),
-          }),
-        () => host.deleteVolume(volume),
-      );
-      await saga.step('ensureDepartmentFilter', () =>
-        host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
-      );
-      await saga.step(
-        'createVmFilter',
-        () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
-        () => host.removeVmFilter({ name: plan.filterName }),
-      );
-      const domainRef = { internalName: plan.internalName, machineId: input.machineId };
-      const { uuid, mac } = await saga.step(
-        'defineDomain',
-        () =>
-          host.defineDomain({
-            ...domainRef,
-            operationId: input.operationId,
-            title: input.name,
-            cpu: plan.cpu,
-            memoryMiB: plan.memoryMiB,
-            diskPath: path,
-            networkName: plan.networkName,
-            filterName: plan.filterName,
-          }),
-        () => host.undefineDomain(domainRef),
-      );
+      const {
+        diskPath: path,
+        uuid,
+        mac,
+      } = await provisionMachine(saga, {
+        ...input,
+        plan,
+        disk: input.linked ? { backingPath: source.diskPath! } : { cloneFromPath: source.diskPath! },
+      });
       // The source is released first: whatever happens to the clone after this, the source is unharmed.
       await saga.step('unlockSource', () =>
         db.setMachineStatus({ ...sourceRef, status: 'off', release: true }),

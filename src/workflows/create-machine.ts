@@ -1,5 +1,6 @@
-import { db, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
-import { type CreateMachineInput, type MachineOperationResult, libvirtNames } from './shared';
+import { provisionMachine } from './provision';
+import { db, failureMessage, hostActivities, runOperation } from './saga';
+import { type CreateMachineInput, type MachineOperationResult } from './shared';
 
 /**
  * Creates a VM: validate, record it (`creating`), create its disk, ensure its department's filter and
@@ -16,7 +17,6 @@ export async function createMachine(input: CreateMachineInput): Promise<MachineO
     async (saga) => {
       const plan = await saga.step('validate', () => db.planCreate(input));
       const host = hostActivities(plan.host.name);
-      const long = hostActivities(plan.host.name, longRunningActivity);
       await saga.step('record', () =>
         db.insertMachine({
           operationId: input.operationId,
@@ -31,36 +31,7 @@ export async function createMachine(input: CreateMachineInput): Promise<MachineO
           guestSecrets: input.guestSecrets,
         }),
       );
-      const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(input.machineId) };
-      const { path } = await saga.step(
-        'createVolume',
-        () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB }),
-        () => host.deleteVolume(volume),
-      );
-      await saga.step('ensureDepartmentFilter', () =>
-        host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
-      );
-      await saga.step(
-        'createVmFilter',
-        () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
-        () => host.removeVmFilter({ name: plan.filterName }),
-      );
-      const domainRef = { internalName: plan.internalName, machineId: input.machineId };
-      const { uuid, mac } = await saga.step(
-        'defineDomain',
-        () =>
-          host.defineDomain({
-            ...domainRef,
-            operationId: input.operationId,
-            title: input.name,
-            cpu: plan.cpu,
-            memoryMiB: plan.memoryMiB,
-            diskPath: path,
-            networkName: plan.networkName,
-            filterName: plan.filterName,
-          }),
-        () => host.undefineDomain(domainRef),
-      );
+      const { diskPath: path, uuid, mac, domainRef } = await provisionMachine(saga, { ...input, plan });
       if (input.start) {
         await saga.step(
           'startDomain',
