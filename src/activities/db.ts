@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { type DataSource, type EntityManager, IsNull, Not, QueryFailedError } from 'typeorm';
 import { Department, DepartmentMember } from '../entities/department';
 import { Host } from '../entities/host';
 import { Machine, type PendingHardware } from '../entities/machine';
@@ -74,6 +74,22 @@ export interface CreatePlan {
 
 const fail = (type: string, message: string, details?: Record<string, unknown>) =>
   ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
+
+/**
+ * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
+ * after a lost response). Any other row is another machine: a create must never adopt it (its undos would
+ * then tear a live VM down).
+ */
+function assertOwnRetry(
+  row: { status: string; currentOperationId: string | null } | null,
+  operationId: string,
+): void {
+  if (row && !(row.status === 'creating' && row.currentOperationId === operationId)) {
+    throw fail(FailureType.IllegalTransition, 'a machine with this id already exists', {
+      field: 'machineId',
+    });
+  }
+}
 
 function stringField(obj: Record<string, unknown> | null, key: string): string | null {
   const v = obj?.[key];
@@ -321,6 +337,7 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       }
       const taken = await m.exists(Machine, { where: { departmentId: dept.id, name: input.name } });
       const mine = await m.findOne(Machine, { where: { id: input.machineId } });
+      assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
         throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
           field: 'name',
@@ -349,6 +366,7 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       sourceMachineId: string;
       machineId: string;
       name: string;
+      operationId: string;
     }): Promise<{ source: MachineView; plan: CreatePlan }> {
       await faults?.check('planClone', 'before');
       checkMachineName(input.name);
@@ -365,7 +383,8 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       const taken = await m.exists(Machine, {
         where: { departmentId: source.departmentId, name: input.name },
       });
-      const mine = await m.exists(Machine, { where: { id: input.machineId } });
+      const mine = await m.findOne(Machine, { where: { id: input.machineId } });
+      assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
         throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
           field: 'name',
@@ -472,7 +491,10 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       await faults?.check('insertMachine', 'before');
       const view = await tx(async (m) => {
         const existing = await loadMachineView(m, input.machineId);
-        if (existing) return existing;
+        if (existing) {
+          assertOwnRetry(existing, input.operationId);
+          return existing;
+        }
         const host = await m.findOneOrFail(Host, { where: { name: input.hostName } });
         try {
           await m.insert(Machine, {
@@ -526,9 +548,10 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
 
     /** Counts machines whose disk is a linked clone of this one (they protect it from destroy). */
     async countLinkedClones(machineId: string): Promise<number> {
-      return dataSource
-        .getRepository(Machine)
-        .count({ where: { sourceMachineId: machineId, linkedClone: true } });
+      // A failed clone whose overlay was removed (diskPath cleared) no longer uses the source.
+      return dataSource.getRepository(Machine).count({
+        where: { sourceMachineId: machineId, linkedClone: true, diskPath: Not(IsNull()) },
+      });
     },
 
     /**
@@ -565,6 +588,11 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       /** Change nothing if an operation owns the machine (hypervisor events defer to running workflows). */
       idleOnly?: boolean;
       /**
+       * Refuse (Refused) while linked clones use this machine's disk: checked inside the same transaction as
+       * the status change, so a clone finishing meanwhile cannot slip through.
+       */
+      requireNoLinkedClones?: boolean;
+      /**
        * Change nothing unless this operation holds the machine (currentOperationId): how an undo of a
        * status change reverts only what its own operation did, never another operation's lock.
        */
@@ -582,6 +610,27 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadMachineView(m, row.id))!;
         const same = row.status === input.status;
+        // A clone locks its source under the clone's workflow id, so only `cloning` can be held by another
+        // running operation: entering it again must not steal that lock.
+        if (
+          same &&
+          row.status === 'cloning' &&
+          row.currentOperationId &&
+          row.currentOperationId !== input.operationId
+        ) {
+          throw fail(FailureType.IllegalTransition, 'the machine is being cloned by another operation', {
+            status: row.status,
+          });
+        }
+        if (input.requireNoLinkedClones && !same) {
+          const clones = await m.count(Machine, {
+            where: { sourceMachineId: row.id, linkedClone: true, diskPath: Not(IsNull()) },
+          });
+          if (clones > 0)
+            throw fail(FailureType.Refused, 'this machine backs linked clones: destroy them first', {
+              status: row.status,
+            });
+        }
         if (!same) {
           if (input.from && !input.from.includes(row.status)) {
             throw fail(
@@ -638,7 +687,8 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         await m.update(
           Machine,
           { id: row.id },
-          { status: 'failed', lastError: input.error, currentOperationId: null },
+          // Its disk is gone (the saga removed it): a failed linked clone no longer pins its source.
+          { status: 'failed', lastError: input.error, currentOperationId: null, diskPath: null },
         );
         const view = (await loadMachineView(m, row.id))!;
         await machineEvent(m, view, 'update', {

@@ -7,7 +7,7 @@
  *   starting ──► running | off | failed
  *   running ──► stopping | suspended | updating | destroying | off (guest shut down / crashed) | starting (reboot)
  *   suspended ──► running | stopping (forced off) | updating | destroying | off
- *   stopping ──► off | running (a graceful shutdown that did not happen)
+ *   stopping ──► off | running | suspended (back where it was: a stop that did not happen)
  *   updating ──► off | running | suspended (back to where it was)
  *   cloning ──► off (the source returns to off when the clone is done)
  *   destroying ──► destroying (re-run) | failed (could not finish; retry destroys again)
@@ -33,7 +33,7 @@ const TRANSITIONS: Record<MachineStatus, readonly MachineStatus[]> = {
   starting: ['running', 'off', 'failed'],
   running: ['stopping', 'suspended', 'updating', 'destroying', 'off', 'starting'],
   suspended: ['running', 'stopping', 'destroying', 'off', 'updating'],
-  stopping: ['off', 'running'],
+  stopping: ['off', 'running', 'suspended'],
   updating: ['off', 'running', 'suspended'],
   cloning: ['off'],
   destroying: ['destroying', 'failed'],

@@ -1,5 +1,5 @@
 import { provisionMachine } from './provision';
-import { db, failureMessage, runOperation } from './saga';
+import { db, dbUndo, failureMessage, runOperation } from './saga';
 import { type CloneMachineInput, type MachineOperationResult } from './shared';
 
 /**
@@ -71,8 +71,8 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
     {
       async onFailure(err, cancelled) {
         const base = { operationId: input.operationId, actorId: input.actorId, machineId: input.machineId };
-        if (cancelled) await db.deleteMachine(base);
-        else await db.failMachine({ ...base, error: failureMessage(err) });
+        if (cancelled) await dbUndo.deleteMachine(base);
+        else await dbUndo.failMachine({ ...base, error: failureMessage(err) });
       },
     },
   );

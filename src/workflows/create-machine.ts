@@ -1,5 +1,5 @@
 import { provisionMachine } from './provision';
-import { db, failureMessage, hostActivities, runOperation } from './saga';
+import { db, dbUndo, failureMessage, hostActivities, hostUndo, runOperation } from './saga';
 import { type CreateMachineInput, type MachineOperationResult } from './shared';
 
 /**
@@ -36,7 +36,7 @@ export async function createMachine(input: CreateMachineInput): Promise<MachineO
         await saga.step(
           'startDomain',
           () => host.startDomain(domainRef),
-          () => host.forceOffDomain(domainRef),
+          () => hostUndo(plan.host.name).forceOffDomain(domainRef),
         );
       }
       const status = input.start ? 'running' : 'off';
@@ -57,13 +57,13 @@ export async function createMachine(input: CreateMachineInput): Promise<MachineO
       // Both are no-ops when the row was never written (validation failed, or the name was taken).
       async onFailure(err, cancelled) {
         if (cancelled) {
-          await db.deleteMachine({
+          await dbUndo.deleteMachine({
             operationId: input.operationId,
             actorId: input.actorId,
             machineId: input.machineId,
           });
         } else {
-          await db.failMachine({
+          await dbUndo.failMachine({
             operationId: input.operationId,
             actorId: input.actorId,
             machineId: input.machineId,

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { db, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
+import { db, dbUndo, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
 import { FailureType, type DestroyMachineInput, type MachineOperationResult, libvirtNames } from './shared';
 
 /**
@@ -34,6 +34,7 @@ export async function destroyMachine(input: DestroyMachineInput): Promise<Machin
           actorId: input.actorId,
           machineId: m.id,
           status: 'destroying',
+          requireNoLinkedClones: true,
         }),
       );
       const state = await host.getDomainState(ref);
@@ -62,9 +63,9 @@ export async function destroyMachine(input: DestroyMachineInput): Promise<Machin
       // Nothing to undo: the machine stays `destroying`... unless a step failed for good, then it is
       // `failed` with the reason, and destroying it again finishes the job.
       async onFailure(err) {
-        const m = await db.getMachine(input.machineId);
+        const m = await dbUndo.getMachine(input.machineId);
         if (m && m.status === 'destroying') {
-          await db.setMachineStatus({
+          await dbUndo.setMachineStatus({
             operationId: input.operationId,
             actorId: input.actorId,
             machineId: input.machineId,

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { MachineStatus } from '../entities/machine-status';
-import { db, hostActivities, longRunningActivity, runOperation } from './saga';
+import { db, dbUndo, hostActivities, hostUndo, longRunningActivity, runOperation } from './saga';
 import {
   FailureType,
   POWER_FROM,
@@ -58,15 +58,27 @@ export async function powerMachine(input: PowerMachineInput): Promise<MachineOpe
       return machine;
     });
     const host = hostActivities(m.hostName);
+    const undo = hostUndo(m.hostName);
     const ref = { internalName: m.internalName, machineId: m.id };
     const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
     const previous = m.status;
     if (rule.via) {
       await saga.step(
         'markTransient',
-        () => db.setMachineStatus({ ...base, status: rule.via!, from: rule.from }),
         () =>
-          db.setMachineStatus({ ...base, status: previous, release: true, onlyIfHeldBy: input.operationId }),
+          db.setMachineStatus({
+            ...base,
+            status: rule.via!,
+            from: rule.from,
+            requireNoLinkedClones: input.action === 'start',
+          }),
+        () =>
+          dbUndo.setMachineStatus({
+            ...base,
+            status: previous,
+            release: true,
+            onlyIfHeldBy: input.operationId,
+          }),
       );
     }
     let outcome: 'done' | 'timeout' = 'done';
@@ -75,7 +87,7 @@ export async function powerMachine(input: PowerMachineInput): Promise<MachineOpe
         await saga.step(
           'startDomain',
           () => host.startDomain(ref),
-          () => host.forceOffDomain(ref),
+          () => undo.forceOffDomain(ref),
         );
         break;
       case 'shutdown':
@@ -87,7 +99,7 @@ export async function powerMachine(input: PowerMachineInput): Promise<MachineOpe
         );
         break;
       case 'poweroff':
-        await saga.step('forceOffDomain', () => host.forceOffDomain(ref));
+        await saga.step('forceOffDomain', () => undo.forceOffDomain(ref));
         break;
       case 'reboot':
         await saga.step('rebootDomain', () => host.rebootDomain(ref));
@@ -98,15 +110,15 @@ export async function powerMachine(input: PowerMachineInput): Promise<MachineOpe
       case 'suspend':
         await saga.step(
           'suspendDomain',
-          () => host.suspendDomain(ref),
-          () => host.resumeDomain(ref),
+          () => undo.suspendDomain(ref),
+          () => undo.resumeDomain(ref),
         );
         break;
       case 'resume':
         await saga.step(
           'resumeDomain',
-          () => host.resumeDomain(ref),
-          () => host.suspendDomain(ref),
+          () => undo.resumeDomain(ref),
+          () => undo.suspendDomain(ref),
         );
         break;
     }

@@ -1,5 +1,5 @@
 import type { CreatePlan } from '../activities/db';
-import { hostActivities, longRunningActivity, type Saga } from './saga';
+import { hostActivities, hostUndo, longRunningActivity, type Saga } from './saga';
 import { libvirtNames } from './shared';
 
 /** What {@link provisionMachine} made. */
@@ -28,11 +28,12 @@ export async function provisionMachine(
   const { plan, machineId } = input;
   const host = hostActivities(plan.host.name);
   const long = hostActivities(plan.host.name, longRunningActivity);
+  const undo = hostUndo(plan.host.name);
   const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(machineId) };
   const { path } = await saga.step(
     'createVolume',
     () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB, ...input.disk }),
-    () => host.deleteVolume(volume),
+    () => undo.deleteVolume(volume),
   );
   await saga.step('ensureDepartmentFilter', () =>
     host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
@@ -40,7 +41,7 @@ export async function provisionMachine(
   await saga.step(
     'createVmFilter',
     () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
-    () => host.removeVmFilter({ name: plan.filterName }),
+    () => undo.removeVmFilter({ name: plan.filterName }),
   );
   const domainRef = { internalName: plan.internalName, machineId };
   const { uuid, mac } = await saga.step(
@@ -56,7 +57,7 @@ export async function provisionMachine(
         networkName: plan.networkName,
         filterName: plan.filterName,
       }),
-    () => host.undefineDomain(domainRef),
+    () => undo.undefineDomain(domainRef),
   );
   return { diskPath: path, uuid, mac, domainRef };
 }

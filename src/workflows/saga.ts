@@ -67,6 +67,8 @@ export const compensationActivity = {
 
 /** Control-queue activities (DB and events). */
 export const db = proxyActivities<DbActivities>(dbActivity);
+/** The same, for undos and the closing writes of an operation: retried until the database answers. */
+export const dbUndo = proxyActivities<DbActivities>(compensationActivity);
 /** Step records go through local activities: cheap, same worker, still durable. */
 const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep'>>({
   startToCloseTimeout: '30 seconds',
@@ -78,6 +80,11 @@ type HostActivities = LibvirtActivities & StorageActivities & NwfilterActivities
 /** Hypervisor activities of a host, with the given preset. */
 export function hostActivities(hostName: string, preset: ActivityOptions = hypervisorActivity) {
   return proxyActivities<HostActivities>({ ...preset, taskQueue: hostTaskQueue(hostName) });
+}
+
+/** Hypervisor activities of a host for undos: retried until they succeed (or fail for good). */
+export function hostUndo(hostName: string) {
+  return hostActivities(hostName, compensationActivity);
 }
 
 /** The message of a failure, unwrapped from activity failures. */
@@ -130,13 +137,24 @@ export class Saga {
     setHandler(progressQuery, () => this.steps);
   }
 
-  /** Records a step status (never cancelled: the record must exist whatever happens). */
+  /** Records a step status (never cancelled). */
   async record(name: string, status: StepRecord['status'], error?: string): Promise<void> {
     const entry: StepRecord = { name, status, at: new Date().toISOString(), ...(error ? { error } : {}) };
     this.steps.push(entry);
-    await CancellationScope.nonCancellable(() =>
-      progress.recordStep({ operationId: this.operationId, machineId: this.machineId, step: name, ...entry }),
-    );
+    // Best-effort: a progress record that cannot be written (database down for minutes) is logged; it
+    // must never keep a step or a compensation from running.
+    try {
+      await CancellationScope.nonCancellable(() =>
+        progress.recordStep({
+          operationId: this.operationId,
+          machineId: this.machineId,
+          step: name,
+          ...entry,
+        }),
+      );
+    } catch (err) {
+      log.warn('progress record lost', { step: name, status, error: failureMessage(err) });
+    }
   }
 
   /** Runs one step; `undo` (if any) is what removes its effect. */
@@ -218,9 +236,9 @@ export async function runOperation<T>(
     const failure = toOperationFailure(err);
     await CancellationScope.nonCancellable(async () => {
       await hooks.onFailure?.(err, cancelled, failedUndos);
-      if (machineId) await db.releaseMachine({ machineId, operationId: op.operationId });
+      if (machineId) await dbUndo.releaseMachine({ machineId, operationId: op.operationId });
       const suffix = failedUndos.length ? ` (compensation failed: ${failedUndos.join(', ')})` : '';
-      await db.finishOperation({
+      await dbUndo.finishOperation({
         operationId: op.operationId,
         status: cancelled ? 'cancelled' : 'failed',
         error: failure.message + suffix,
@@ -231,8 +249,8 @@ export async function runOperation<T>(
   }
   // The work is done: a cancellation arriving now must not undo a finished machine.
   await CancellationScope.nonCancellable(async () => {
-    if (machineId) await db.releaseMachine({ machineId, operationId: op.operationId });
-    await db.finishOperation({
+    if (machineId) await dbUndo.releaseMachine({ machineId, operationId: op.operationId });
+    await dbUndo.finishOperation({
       operationId: op.operationId,
       status: 'succeeded',
       at: new Date().toISOString(),

@@ -1,4 +1,4 @@
-import { db, hostActivities, runOperation } from './saga';
+import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
 import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, libvirtNames } from './shared';
 
 /**
@@ -12,6 +12,7 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
   return runOperation({ ...input, type: 'update_hardware' }, input.machineId, { ...input }, async (saga) => {
     const m = await saga.step('validate', () => db.planHardware(input));
     const host = hostActivities(m.hostName);
+    const undo = hostUndo(m.hostName);
     const ref = { internalName: m.internalName, machineId: m.id };
     const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
     const previous = m.status;
@@ -19,7 +20,7 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
       'markUpdating',
       () => db.setMachineStatus({ ...base, status: 'updating', from: [...HARDWARE_FROM] }),
       () =>
-        db.setMachineStatus({
+        dbUndo.setMachineStatus({
           ...base,
           status: previous,
           release: true,
@@ -35,7 +36,7 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
       await saga.step(
         'configureHardware',
         () => host.configureDomainHardware(change),
-        () => host.restoreDomainHardware({ ...ref, prev: before }),
+        () => undo.restoreDomainHardware({ ...ref, prev: before }),
       );
     }
     if (input.storageGiB !== undefined && input.storageGiB > m.storageGiB) {
@@ -45,9 +46,14 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
         () => host.growDisk({ ...volume, internalName: m.internalName, capacityGiB: input.storageGiB! }),
         // A grown disk cannot shrink back: the undo records the size it really has.
         async () => {
-          const actual = await host.getVolumeCapacity(volume);
+          const actual = await undo.getVolumeCapacity(volume);
           if (actual !== null && actual !== m.storageGiB) {
-            await db.setMachineStatus({ ...base, status: 'updating', fields: { storageGiB: actual } });
+            await dbUndo.setMachineStatus({
+              ...base,
+              status: 'updating',
+              fields: { storageGiB: actual },
+              eventKey: `${input.operationId}:undo:storage`,
+            });
           }
         },
       );
@@ -58,7 +64,7 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
       const applied = await saga.step(
         'applyLive',
         () => host.applyLiveHardware(change),
-        () => host.restoreDomainHardware({ ...ref, prev: before }),
+        () => undo.restoreDomainHardware({ ...ref, prev: before }),
       );
       pending = { ...pending, ...applied.pending };
       for (const k of Object.keys(applied.live) as Array<keyof typeof pending>) delete pending[k];

@@ -191,6 +191,38 @@ describe('saga faults on the real stack', () => {
     });
   });
 
+  describe('updateMachineHardware (running machine)', () => {
+    const steps = ['configureDomainHardware', 'applyLiveHardware', 'setMachineStatus:running'];
+    let vm: Awaited<ReturnType<typeof createMachine>>;
+    beforeAll(async () => {
+      vm = await createMachine(stack, world, { start: true });
+    });
+    it.each(cases(steps))('fails at %s (%s): config and row are exactly as before', async (step, phase) => {
+      const dom = await domainOf(stack, vm.machineId);
+      const before = {
+        xml: parseDomainXml(await dom.getXML({ inactive: true })),
+        row: await machines().findOneByOrFail({ id: vm.machineId }),
+      };
+      stack.faults.arm(step, phase);
+      await expect(
+        runMachineOperation(stack.env.client, 'updateMachineHardware', {
+          machineId: vm.machineId,
+          actorId: null,
+          memoryMiB: before.xml.memoryMiB + 32,
+        }),
+      ).rejects.toThrow(WorkflowFailedError);
+      const after = parseDomainXml(await dom.getXML({ inactive: true }));
+      expect({ memoryMiB: after.memoryMiB, maxMemoryMiB: after.maxMemoryMiB, vcpus: after.vcpus }).toEqual({
+        memoryMiB: before.xml.memoryMiB,
+        maxMemoryMiB: before.xml.maxMemoryMiB,
+        vcpus: before.xml.vcpus,
+      });
+      expect((await dom.getState()).state).toBe('running');
+      const row = await machines().findOneByOrFail({ id: vm.machineId });
+      expect({ ...row, updatedAt: null }).toEqual({ ...before.row, updatedAt: null });
+    });
+  });
+
   describe('destroyMachine (running machine)', () => {
     const steps = [
       'setMachineStatus:destroying',
