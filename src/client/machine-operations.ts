@@ -31,6 +31,9 @@ export class OperationConflictError extends Error {
   }
 }
 
+/** How long a conflicting operation may take to close before the conflict is reported. */
+const CLOSE_GRACE_MS = 1500;
+
 type Inputs = {
   createMachine: CreateMachineInput;
   cloneMachine: CloneMachineInput;
@@ -65,25 +68,38 @@ export async function startMachineOperation<K extends keyof Inputs>(
   const input = { ...request, operationId } as Inputs[K];
   const machineId = input.machineId;
   const workflowId = machineWorkflowId(machineId);
-  try {
-    const handle = await client.workflow.start(workflow, {
+  const start = () =>
+    client.workflow.start(workflow, {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId,
       workflowIdConflictPolicy: 'FAIL',
       args: [input as never],
       memo: { operationId, type: TYPE[workflow], machineId },
     });
-    return { handle, operationId };
+  try {
+    return { handle: await start(), operationId };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      const running = await client.workflow
-        .getHandle(workflowId)
-        .describe()
-        .catch(() => null);
-      const memo = (running?.memo ?? {}) as { operationId?: string; type?: string };
-      throw new OperationConflictError(machineId, workflowId, memo.operationId ?? null, memo.type ?? null);
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const running = client.workflow.getHandle(workflowId);
+    // An operation reports `succeeded` a moment before its workflow closes (its last write): a caller
+    // that waited for it and starts the next one at once must not get a conflict. Give it a moment.
+    const closed = await Promise.race([
+      running.result().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), CLOSE_GRACE_MS).unref()),
+    ]);
+    if (closed) {
+      try {
+        return { handle: await start(), operationId };
+      } catch (again) {
+        if (!(again instanceof WorkflowExecutionAlreadyStartedError)) throw again;
+      }
     }
-    throw err;
+    const info = await running.describe().catch(() => null);
+    const memo = (info?.memo ?? {}) as { operationId?: string; type?: string };
+    throw new OperationConflictError(machineId, workflowId, memo.operationId ?? null, memo.type ?? null);
   }
 }
 
