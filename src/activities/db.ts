@@ -9,6 +9,7 @@ import { canTransition, type MachineStatus } from '../entities/machine-status';
 import { MachineTemplate } from '../entities/machine-template';
 import {
   Operation,
+  type OperationResource,
   type OperationStatus,
   type OperationStep,
   type OperationType,
@@ -160,7 +161,10 @@ async function loadMachineView(m: EntityManager, machineId: string): Promise<Mac
 }
 
 /** Registers (or refreshes) a hypervisor host; the worker calls it on start. */
-export async function registerHost(ds: DataSource, h: Omit<Host, 'id' | 'lastSeenAt'>): Promise<Host> {
+export async function registerHost(
+  ds: DataSource,
+  h: Omit<Host, 'id' | 'lastSeenAt' | 'capabilities'> & { capabilities?: Host['capabilities'] },
+): Promise<Host> {
   const repo = ds.getRepository(Host);
   const existing = await repo.findOne({ where: { name: h.name } });
   const row = repo.create({ ...existing, ...h, id: existing?.id ?? randomUUID() });
@@ -203,6 +207,9 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       operationId: string;
       type: OperationType;
       machineId: string | null;
+      /** Default `vms` (resourceId = machineId). */
+      resource?: OperationResource;
+      resourceId?: string | null;
       actorId: string | null;
       idempotencyKey?: string | null;
       input: Record<string, unknown>;
@@ -216,6 +223,8 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           workflowId: workflowId() ?? '',
           type: input.type,
           machineId: input.machineId,
+          resource: input.resource ?? 'vms',
+          resourceId: input.resourceId ?? input.machineId,
           actorId: input.actorId,
           idempotencyKey: input.idempotencyKey ?? null,
           status: 'running',
@@ -255,9 +264,9 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         }
         const machine = input.machineId ? await m.findOne(Machine, { where: { id: input.machineId } }) : null;
         await publishEvent(m, {
-          resource: 'vms',
+          resource: op.resource ?? 'vms',
           action: 'progress',
-          resourceId: input.machineId,
+          resourceId: input.machineId ?? op.resourceId,
           payload: {
             operationId: op.id,
             type: op.type,

@@ -2,9 +2,12 @@ import { type DataSource } from 'typeorm';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { type SecretBox } from '../secrets';
 import { createDbActivities } from './db';
+import { createFirewallDbActivities } from './db-firewall';
+import { createNetworkDbActivities } from './db-network';
 import { type FaultInjector } from './faults';
 import { createHostActivities } from './host';
 import { createLibvirtActivities } from './libvirt';
+import { createNetworkActivities } from './network';
 import { createNwfilterActivities } from './nwfilter';
 import { heartbeating } from './retry';
 import { createStorageActivities } from './storage';
@@ -27,10 +30,15 @@ export function createHypervisorActivities(deps: ActivityDeps) {
     ...createLibvirtActivities(deps),
     ...createStorageActivities(deps),
     ...createNwfilterActivities(deps),
+    ...createNetworkActivities(deps),
   });
 }
 
 /** Activities served on the control task queue (database and events). */
 export function createControlActivities(deps: ActivityDeps) {
-  return heartbeating({ ...createDbActivities(deps) });
+  return heartbeating({
+    ...createDbActivities(deps),
+    ...createNetworkDbActivities(deps),
+    ...createFirewallDbActivities(deps),
+  });
 }

@@ -23,6 +23,8 @@ import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
 import { mount, route, type RouteSpec } from './route';
 import { departmentRoutes, templateRoutes } from './routes/departments';
+import { firewallRoutes } from './routes/firewall';
+import { networksRoutes } from './routes/networks';
 import { machineRoutes } from './routes/machines';
 import { systemRoutes } from './routes/system';
 import { userRoutes } from './routes/users';
@@ -107,6 +109,8 @@ export function createApp(deps: AppDeps): VmflowApi {
     ...departmentRoutes(ctx),
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
+    ...networksRoutes(ctx),
+    ...firewallRoutes(ctx),
     ...systemRoutes(ctx),
     openapiRoute,
   ];

@@ -95,7 +95,11 @@ export class EventRouter {
       const known = this.byOperation.get(operationId);
       if (known !== undefined) return known;
       const req = await this.ds.getRepository(OperationRequest).findOne({ where: { id: operationId } });
-      if (req) return this.learn(row, operationId, { ownerId: req.ownerId, departmentId: req.departmentId });
+      if (req)
+        return this.learn(row, operationId, {
+          ownerId: req.ownerId ?? '',
+          departmentId: req.departmentId ?? '',
+        });
     }
     if (row.resourceId) {
       const m = await this.ds
@@ -180,8 +184,15 @@ export async function loadVisibleEvents(
         `(e.resource = 'vms' AND (e.ownerId = :me OR e.ownerId IS NULL OR e.departmentId IS NULL${managed.length ? ' OR e.departmentId IN (:...managed)' : ''}))`,
         `(e.resource = 'users' AND e.resourceId = :me)`,
         `(e.resource = 'templates')`,
+        `(e.resource = 'networks' AND e.departmentId IS NULL)`,
+        `(e.resource = 'services' AND e.ownerId = :me)`,
       ];
-      if (depts.length) parts.push(`(e.resource = 'departments' AND e.resourceId IN (:...depts))`);
+      if (depts.length) {
+        parts.push(`(e.resource = 'departments' AND e.resourceId IN (:...depts))`);
+        parts.push(`(e.resource = 'networks' AND e.departmentId IN (:...depts))`);
+      }
+      if (managed.length)
+        parts.push(`(e.resource IN ('firewall', 'services') AND e.departmentId IN (:...managed))`);
       qb.andWhere(`(${parts.join(' OR ')})`, { me: p.id, managed, depts });
     }
     const rows = await qb.orderBy('e.id', 'ASC').limit(batch).getMany();

@@ -8,29 +8,54 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { type DataSource } from 'typeorm';
 import {
   OperationConflictError,
+  startKeyedWorkflow,
   startMachineOperation,
   type OperationRequest as StartRequest,
 } from '../client/machine-operations';
 import { Machine } from '../entities/machine';
-import { Operation, type OperationStatus, type OperationType } from '../entities/operation';
+import {
+  Operation,
+  type OperationResource,
+  type OperationStatus,
+  type OperationType,
+} from '../entities/operation';
 import { OperationRequest } from '../entities/operation-request';
 import { machineWorkflowId } from '../workflows/shared';
-import { canViewMachine, type MachineRef, type Principal } from './permissions';
+import { canViewMachine, isAdmin, manages, type MachineRef, type Principal } from './permissions';
 
 type Workflows =
-  'createMachine' | 'cloneMachine' | 'destroyMachine' | 'updateMachineHardware' | 'powerMachine';
+  | 'createMachine'
+  | 'cloneMachine'
+  | 'destroyMachine'
+  | 'updateMachineHardware'
+  | 'powerMachine'
+  | 'changeMachineNetwork'
+  | 'changeMachineDepartment';
 const TYPE: Record<Workflows, OperationType> = {
   createMachine: 'create',
   cloneMachine: 'clone',
   destroyMachine: 'destroy',
   updateMachineHardware: 'update_hardware',
   powerMachine: 'power',
+  changeMachineNetwork: 'change_network',
+  changeMachineDepartment: 'change_department',
 };
+
+/** Who may see an operation: its machine's owner and department, or (networks, firewall) its department. */
+export interface OperationOwner {
+  resource: OperationResource;
+  ownerId: string | null;
+  departmentId: string | null;
+  machineId: string | null;
+}
 
 /** An operation as the API shows it. */
 export interface OperationView {
   id: string;
   type: OperationType;
+  /** What it works on: `vms` (see machineId), `networks` or `firewall` (see resourceId). */
+  resource: OperationResource;
+  resourceId: string | null;
   machineId: string | null;
   status: OperationStatus;
   steps: Array<{
@@ -110,6 +135,64 @@ export class Operations {
     return (await this.view(request.operationId))!;
   }
 
+  /**
+   * Starts an operation on a network or the firewall, under a workflow id keyed by what it changes. With
+   * `waitForRunningMs` a second operation on the same key waits for the first (serialized) instead of
+   * failing at once; past that it is a conflict (409) naming the running one.
+   */
+  async startResource(opts: {
+    workflow: string;
+    workflowId: string;
+    type: OperationType;
+    resource: Exclude<OperationResource, 'vms'>;
+    resourceId: string;
+    input: { operationId: string } & Record<string, unknown>;
+    actorId: string | null;
+    /** The department concerned (rooms and visibility); null: admins only. */
+    departmentId: string | null;
+    waitForRunningMs?: number;
+  }): Promise<OperationView> {
+    const operationId = opts.input.operationId;
+    await this.ds
+      .createQueryBuilder()
+      .insert()
+      .into(OperationRequest)
+      .values({
+        id: operationId,
+        workflowId: opts.workflowId,
+        type: opts.type,
+        machineId: null,
+        resource: opts.resource,
+        resourceId: opts.resourceId,
+        actorId: opts.actorId,
+        ownerId: null,
+        departmentId: opts.departmentId,
+      })
+      .orIgnore()
+      .execute();
+    const already = await this.ds.getRepository(Operation).exists({ where: { id: operationId } });
+    if (!already) {
+      try {
+        await startKeyedWorkflow(this.client, {
+          workflow: opts.workflow,
+          workflowId: opts.workflowId,
+          input: opts.input,
+          type: opts.type,
+          resourceId: opts.resourceId,
+          resourceKind: opts.resource === 'networks' ? 'network' : 'firewall',
+          waitForRunningMs: opts.waitForRunningMs,
+        });
+      } catch (err) {
+        // The same request retried (Idempotency-Key) finds its own operation running: not a conflict.
+        if (!(err instanceof OperationConflictError && err.runningOperationId === operationId)) {
+          await this.ds.getRepository(OperationRequest).delete({ id: operationId });
+          throw err;
+        }
+      }
+    }
+    return (await this.view(operationId))!;
+  }
+
   /** True when the operation has recorded its outcome (its workflow may still be closing). */
   private async finished(operationId: string | null): Promise<boolean> {
     if (!operationId) return false;
@@ -129,6 +212,8 @@ export class Operations {
       return {
         id: op.id,
         type: op.type,
+        resource: op.resource ?? 'vms',
+        resourceId: op.resourceId ?? op.machineId,
         machineId: op.machineId,
         status: op.status,
         steps: op.steps ?? [],
@@ -151,6 +236,8 @@ export class Operations {
     return {
       id,
       type: req.type,
+      resource: req.resource ?? 'vms',
+      resourceId: req.resourceId ?? req.machineId,
       machineId: req.machineId,
       status,
       steps: [],
@@ -179,29 +266,48 @@ export class Operations {
   }
 
   /** Whom an operation belongs to (for permissions): its machine's owner and department, else the request's. */
-  async ownerOf(id: string): Promise<(MachineRef & { machineId: string | null }) | null> {
+  async ownerOf(id: string): Promise<OperationOwner | null> {
     const [req, op] = await Promise.all([
       this.ds.getRepository(OperationRequest).findOne({ where: { id } }),
       this.ds.getRepository(Operation).findOne({ where: { id } }),
     ]);
-    if (req) return { ownerId: req.ownerId, departmentId: req.departmentId, machineId: req.machineId };
+    if (req)
+      return {
+        resource: req.resource ?? 'vms',
+        ownerId: req.ownerId,
+        departmentId: req.departmentId,
+        machineId: req.machineId,
+      };
     if (!op) return null;
+    const resource = op.resource ?? 'vms';
+    const input = (op.input ?? {}) as { ownerId?: string; departmentId?: string };
+    if (resource !== 'vms')
+      return { resource, ownerId: null, departmentId: input.departmentId ?? null, machineId: null };
     if (op.machineId) {
       const m = await this.ds
         .getRepository(Machine)
         .findOne({ where: { id: op.machineId }, select: { id: true, ownerId: true, departmentId: true } });
-      if (m) return { ownerId: m.ownerId, departmentId: m.departmentId, machineId: m.id };
+      if (m) return { resource, ownerId: m.ownerId, departmentId: m.departmentId, machineId: m.id };
     }
-    const input = (op.input ?? {}) as { ownerId?: string; departmentId?: string };
     if (input.ownerId && input.departmentId)
-      return { ownerId: input.ownerId, departmentId: input.departmentId, machineId: op.machineId };
+      return { resource, ownerId: input.ownerId, departmentId: input.departmentId, machineId: op.machineId };
     return null;
   }
 
-  /** True when the caller may see the operation. */
+  /**
+   * The owner when the caller may see the operation, else null. Machine operations: as the machine.
+   * Network and firewall operations: admins, and the managers of the department concerned.
+   */
   async visible(p: Principal, id: string): Promise<(MachineRef & { machineId: string | null }) | null> {
     const owner = await this.ownerOf(id);
-    if (owner && canViewMachine(p, owner)) return owner;
+    if (owner && owner.resource !== 'vms') {
+      const ok = isAdmin(p) || (owner.departmentId !== null && manages(p, owner.departmentId));
+      return ok ? { ownerId: '', departmentId: owner.departmentId ?? '', machineId: null } : null;
+    }
+    if (owner && owner.ownerId && owner.departmentId) {
+      const ref = { ownerId: owner.ownerId, departmentId: owner.departmentId };
+      if (canViewMachine(p, ref)) return { ...ref, machineId: owner.machineId };
+    }
     if (!owner && p.role === 'ADMIN') return { ownerId: '', departmentId: '', machineId: null };
     return null;
   }

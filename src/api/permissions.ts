@@ -151,6 +151,19 @@ export function roomsForEvent(e: EventRoute): string[] {
     case 'templates':
       rooms.push('authenticated');
       break;
+    case 'networks':
+      // A department's network: its members (they may attach to it); a shared one: everyone.
+      rooms.push(e.departmentId ? `department:${e.departmentId}` : 'authenticated');
+      break;
+    case 'firewall':
+      // Filters and policies: the managers of the department concerned (global custom filters: admins).
+      if (e.departmentId) rooms.push(`managers:${e.departmentId}`);
+      break;
+    case 'services':
+      // A VM's services: its owner and the department's managers; a department's: its managers.
+      if (e.ownerId) rooms.push(`user:${e.ownerId}`);
+      if (e.departmentId) rooms.push(`managers:${e.departmentId}`);
+      break;
     default:
       break;
   }

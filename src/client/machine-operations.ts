@@ -9,6 +9,8 @@ import {
   CONTROL_TASK_QUEUE,
   machineWorkflowId,
   type CloneMachineInput,
+  type ChangeMachineDepartmentInput,
+  type ChangeMachineNetworkInput,
   type CreateMachineInput,
   type DestroyMachineInput,
   type MachineOperationResult,
@@ -16,18 +18,25 @@ import {
   type UpdateHardwareInput,
 } from '../workflows/shared';
 
-/** Another operation runs on this machine. */
+/** Another operation runs on this resource (a machine, a network, a firewall scope). */
 export class OperationConflictError extends Error {
   override readonly name = 'OperationConflictError';
   constructor(
+    /** The machine, network or firewall scope the operations compete for. */
     public readonly machineId: string,
     public readonly runningWorkflowId: string,
     public readonly runningOperationId: string | null,
     public readonly runningType: string | null,
+    /** What kind of resource it is (machine, network, firewall). */
+    public readonly resourceKind: 'machine' | 'network' | 'firewall' = 'machine',
   ) {
     super(
-      `another operation (${runningType ?? 'unknown'} ${runningOperationId ?? runningWorkflowId}) is running on machine ${machineId}`,
+      `another operation (${runningType ?? 'unknown'} ${runningOperationId ?? runningWorkflowId}) is running on ${resourceKind} ${machineId}`,
     );
+  }
+  /** The contested resource's id (same as `machineId`, for resources that are not machines). */
+  get resourceId(): string {
+    return this.machineId;
   }
 }
 
@@ -40,6 +49,8 @@ type Inputs = {
   destroyMachine: DestroyMachineInput;
   updateMachineHardware: UpdateHardwareInput;
   powerMachine: PowerMachineInput;
+  changeMachineNetwork: ChangeMachineNetworkInput;
+  changeMachineDepartment: ChangeMachineDepartmentInput;
 };
 const TYPE: Record<keyof Inputs, string> = {
   createMachine: 'create',
@@ -47,12 +58,80 @@ const TYPE: Record<keyof Inputs, string> = {
   destroyMachine: 'destroy',
   updateMachineHardware: 'update_hardware',
   powerMachine: 'power',
+  changeMachineNetwork: 'change_network',
+  changeMachineDepartment: 'change_department',
 };
 
 /** The input without the operation id: it is generated here unless given. */
 export type OperationRequest<K extends keyof Inputs> = Omit<Inputs[K], 'operationId'> & {
   operationId?: string;
 };
+
+/**
+ * Starts a workflow under a business-keyed id with conflict policy FAIL (one operation per resource at a
+ * time). When another run holds the id: waits up to `waitForRunningMs` (at least a short grace: an
+ * operation reports its outcome a moment before its workflow closes) for it to close, then starts; else
+ * throws {@link OperationConflictError} naming the running operation (from its memo).
+ */
+export async function startKeyedWorkflow(
+  client: Client,
+  opts: {
+    workflow: string;
+    workflowId: string;
+    input: { operationId: string };
+    /** Operation type (memo: shown to operators and in conflicts). */
+    type: string;
+    resourceId: string;
+    resourceKind?: 'machine' | 'network' | 'firewall';
+    /** Serialize instead of refusing: wait this long for a running operation to finish. */
+    waitForRunningMs?: number;
+  },
+): Promise<WorkflowHandle> {
+  const start = () =>
+    client.workflow.start(opts.workflow, {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: opts.workflowId,
+      workflowIdConflictPolicy: 'FAIL',
+      args: [opts.input as never],
+      memo: {
+        operationId: opts.input.operationId,
+        type: opts.type,
+        resourceId: opts.resourceId,
+        ...(opts.resourceKind && opts.resourceKind !== 'machine'
+          ? { resourceKind: opts.resourceKind }
+          : { machineId: opts.resourceId }),
+      },
+    });
+  const deadline = Date.now() + Math.max(opts.waitForRunningMs ?? 0, CLOSE_GRACE_MS);
+  for (;;) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    const running = client.workflow.getHandle(opts.workflowId);
+    const left = deadline - Date.now();
+    const closed =
+      left > 0 &&
+      (await Promise.race([
+        running.result().then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), left).unref()),
+      ]));
+    if (closed) continue;
+    const info = await running.describe().catch(() => null);
+    const memo = (info?.memo ?? {}) as { operationId?: string; type?: string };
+    throw new OperationConflictError(
+      opts.resourceId,
+      opts.workflowId,
+      memo.operationId ?? null,
+      memo.type ?? null,
+      opts.resourceKind ?? 'machine',
+    );
+  }
+}
 
 /**
  * Starts a machine operation. Throws {@link OperationConflictError} when one is already running on the
@@ -67,40 +146,14 @@ export async function startMachineOperation<K extends keyof Inputs>(
   const operationId = request.operationId ?? randomUUID();
   const input = { ...request, operationId } as Inputs[K];
   const machineId = input.machineId;
-  const workflowId = machineWorkflowId(machineId);
-  const start = () =>
-    client.workflow.start(workflow, {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId,
-      workflowIdConflictPolicy: 'FAIL',
-      args: [input as never],
-      memo: { operationId, type: TYPE[workflow], machineId },
-    });
-  try {
-    return { handle: await start(), operationId };
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    const running = client.workflow.getHandle(workflowId);
-    // An operation reports `succeeded` a moment before its workflow closes (its last write): a caller
-    // that waited for it and starts the next one at once must not get a conflict. Give it a moment.
-    const closed = await Promise.race([
-      running.result().then(
-        () => true,
-        () => true,
-      ),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), CLOSE_GRACE_MS).unref()),
-    ]);
-    if (closed) {
-      try {
-        return { handle: await start(), operationId };
-      } catch (again) {
-        if (!(again instanceof WorkflowExecutionAlreadyStartedError)) throw again;
-      }
-    }
-    const info = await running.describe().catch(() => null);
-    const memo = (info?.memo ?? {}) as { operationId?: string; type?: string };
-    throw new OperationConflictError(machineId, workflowId, memo.operationId ?? null, memo.type ?? null);
-  }
+  const handle = await startKeyedWorkflow(client, {
+    workflow,
+    workflowId: machineWorkflowId(machineId),
+    input,
+    type: TYPE[workflow],
+    resourceId: machineId,
+  });
+  return { handle, operationId };
 }
 
 /** Starts an operation and waits for its result. */

@@ -9,6 +9,8 @@ import { Operation } from './operation';
 import { Event } from './event';
 import { IdempotencyRecord } from './idempotency-record';
 import { OperationRequest } from './operation-request';
+import { Network } from './network';
+import { FirewallFilter, FirewallRule, ServiceSetting } from './firewall';
 import { migrations } from './migrations';
 
 export const entities = [
@@ -22,6 +24,10 @@ export const entities = [
   Event,
   IdempotencyRecord,
   OperationRequest,
+  Network,
+  FirewallFilter,
+  FirewallRule,
+  ServiceSetting,
 ];
 
 /** A TypeORM data source for a mysql:// URL (MySQL 8 or MariaDB). Migrations, never synchronize. */

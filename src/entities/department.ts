@@ -1,5 +1,9 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
 
+/** Department firewall presets: established/related traffic is always accepted. */
+export const FIREWALL_POLICIES = ['ALLOW_ALL', 'BLOCK_ALL', 'ALLOW_OUTBOUND', 'ALLOW_INTERNET'] as const;
+export type FirewallPolicy = (typeof FIREWALL_POLICIES)[number];
+
 /**
  * A group of users and VMs sharing a security policy. Its libvirt nwfilter (`filterName`) is referenced
  * by the filter of each of its VMs, so the department policy always applies.
@@ -12,6 +16,8 @@ export class Department {
   @Column('varchar', { length: 64 }) filterName!: string;
   /** libvirt network its VMs attach to; null = the host's default vmflow network. */
   @Column('varchar', { length: 64, nullable: true }) networkName!: string | null;
+  /** The department's firewall preset (src/firewall/presets.ts); its own rules and services add to it. */
+  @Column('varchar', { length: 20, default: 'ALLOW_ALL' }) firewallPolicy!: FirewallPolicy;
   @CreateDateColumn({ precision: 3, default: () => 'CURRENT_TIMESTAMP(3)' }) createdAt!: Date;
 }
 

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
-import { type OperationType } from './operation';
+import { type OperationResource, type OperationType } from './operation';
 
 /**
  * A machine operation as the API accepted it, written before the workflow starts. The workflow writes
@@ -11,10 +11,16 @@ export class OperationRequest {
   @PrimaryColumn('char', { length: 36 }) id!: string;
   @Column('varchar', { length: 100 }) workflowId!: string;
   @Column('varchar', { length: 20 }) type!: OperationType;
-  @Index() @Column('char', { length: 36 }) machineId!: string;
+  @Index() @Column('char', { length: 36, nullable: true }) machineId!: string | null;
+  @Column('varchar', { length: 20, default: 'vms' }) resource!: OperationResource;
+  /** The network or filter scope an operation works on (null for machine operations: see machineId). */
+  @Column('char', { length: 36, nullable: true }) resourceId!: string | null;
   @Column('char', { length: 36, nullable: true }) actorId!: string | null;
-  /** Owner and department of the machine the operation works on (for a clone: of the new machine). */
-  @Column('char', { length: 36 }) ownerId!: string;
-  @Column('char', { length: 36 }) departmentId!: string;
+  /**
+   * Owner and department of the machine the operation works on (for a clone: of the new machine); for
+   * network and firewall operations the department concerned (null: shared/global, admins only).
+   */
+  @Column('char', { length: 36, nullable: true }) ownerId!: string | null;
+  @Column('char', { length: 36, nullable: true }) departmentId!: string | null;
   @CreateDateColumn({ precision: 3, default: () => 'CURRENT_TIMESTAMP(3)' }) createdAt!: Date;
 }

@@ -1,6 +1,21 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
-export type OperationType = 'create' | 'clone' | 'destroy' | 'update_hardware' | 'power' | 'ping';
+export type OperationType =
+  | 'create'
+  | 'clone'
+  | 'destroy'
+  | 'update_hardware'
+  | 'power'
+  | 'ping'
+  | 'change_network'
+  | 'change_department'
+  | 'create_network'
+  | 'update_network'
+  | 'delete_network'
+  | 'firewall'
+  | 'flush_filters';
+/** What an operation works on: its events are `<resource>:<action>` (vms, networks, firewall). */
+export type OperationResource = 'vms' | 'networks' | 'firewall';
 export type OperationStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type StepStatus = 'started' | 'completed' | 'failed' | 'compensating' | 'compensated';
 
@@ -22,6 +37,9 @@ export class Operation {
   @Index() @Column('varchar', { length: 100 }) workflowId!: string;
   @Column('varchar', { length: 20 }) type!: OperationType;
   @Index() @Column('char', { length: 36, nullable: true }) machineId!: string | null;
+  /** The kind of resource (default vms) and its id, for operations on networks and filters. */
+  @Column('varchar', { length: 20, default: 'vms' }) resource!: OperationResource;
+  @Index() @Column('char', { length: 36, nullable: true }) resourceId!: string | null;
   @Column('char', { length: 36, nullable: true }) actorId!: string | null;
   @Index({ unique: true }) @Column('varchar', { length: 200, nullable: true }) idempotencyKey!: string | null;
   @Column('varchar', { length: 10 }) status!: OperationStatus;

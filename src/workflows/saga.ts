@@ -10,9 +10,13 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { DbActivities } from '../activities/db';
+import type { FirewallDbActivities } from '../activities/db-firewall';
+import type { NetworkDbActivities } from '../activities/db-network';
+import type { NetworkActivities } from '../activities/network';
 import type { LibvirtActivities } from '../activities/libvirt';
 import type { NwfilterActivities } from '../activities/nwfilter';
 import type { StorageActivities } from '../activities/storage';
+import type { OperationResource, OperationType } from '../entities/operation';
 import { FailureType, hostTaskQueue, progressQuery, type StepRecord } from './shared';
 
 // Activity-option presets, named by latency.
@@ -65,17 +69,19 @@ export const compensationActivity = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 } as const satisfies ActivityOptions;
 
+/** Every activity of the control queue (database and events). */
+type ControlActivities = DbActivities & NetworkDbActivities & FirewallDbActivities;
 /** Control-queue activities (DB and events). */
-export const db = proxyActivities<DbActivities>(dbActivity);
+export const db = proxyActivities<ControlActivities>(dbActivity);
 /** The same, for undos and the closing writes of an operation: retried until the database answers. */
-export const dbUndo = proxyActivities<DbActivities>(compensationActivity);
+export const dbUndo = proxyActivities<ControlActivities>(compensationActivity);
 /** Step records go through local activities: cheap, same worker, still durable. */
 const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep'>>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 20, maximumInterval: '10 seconds' },
 });
 
-type HostActivities = LibvirtActivities & StorageActivities & NwfilterActivities;
+type HostActivities = LibvirtActivities & StorageActivities & NwfilterActivities & NetworkActivities;
 
 /** Hypervisor activities of a host, with the given preset. */
 export function hostActivities(hostName: string, preset: ActivityOptions = hypervisorActivity) {
@@ -207,7 +213,10 @@ export async function runOperation<T>(
     operationId: string;
     actorId: string | null;
     idempotencyKey?: string | null;
-    type: 'create' | 'clone' | 'destroy' | 'update_hardware' | 'power';
+    type: OperationType;
+    /** For operations on networks and filters: what they work on (their events are `<resource>:*`). */
+    resource?: OperationResource;
+    resourceId?: string | null;
   },
   machineId: string | null,
   input: Record<string, unknown>,
@@ -223,6 +232,8 @@ export async function runOperation<T>(
         operationId: op.operationId,
         type: op.type,
         machineId,
+        resource: op.resource ?? 'vms',
+        resourceId: op.resourceId ?? machineId,
         actorId: op.actorId,
         idempotencyKey: op.idempotencyKey ?? null,
         input,

@@ -27,7 +27,38 @@ export const libvirtNames = {
   volume: (machineId: string) => `vmflow-${machineId}.qcow2`,
   vmFilter: (machineId: string) => `vmflow-vm-${machineId}`,
   departmentFilter: (departmentId: string) => `vmflow-dept-${departmentId}`,
+  /** A reusable (custom) filter. */
+  customFilter: (filterId: string) => `vmflow-fw-${filterId}`,
+  /** A virtual network. */
+  network: (networkId: string) => `vmflow-net-${networkId}`,
+  /** The kernel bridge of a network vmflow creates: 14 characters (the kernel allows 15). */
+  bridge: (networkId: string) => `vfbr${networkId.replace(/-/g, '').slice(0, 10)}`,
 };
+
+/** Prefixes of every libvirt object vmflow owns (sweeps and leak checks match on them). */
+export const LIBVIRT_PREFIXES = {
+  filter: ['vmflow-vm-', 'vmflow-dept-', 'vmflow-fw-'],
+  network: 'vmflow-net-',
+  bridge: 'vfbr',
+} as const;
+
+/** The workflow id of every operation on a network: one at a time per network. */
+export function networkWorkflowId(networkId: string): string {
+  return `network-${networkId}`;
+}
+
+/**
+ * The workflow id of a firewall change. Changes are serialized per scope: a department (its own filter and
+ * the filters of its machines) or a custom filter. A second change of the same scope waits for the first.
+ */
+export function firewallWorkflowId(scopeId: string): string {
+  return `firewall-${scopeId}`;
+}
+
+/** The workflow id of a flush of every filter (or of one department's). */
+export function flushWorkflowId(departmentId?: string | null): string {
+  return departmentId ? `firewall-flush-${departmentId}` : 'firewall-flush';
+}
 
 /** Input of {@link pingHost}: which host's queue to reach. */
 export interface PingHostInput {
@@ -75,6 +106,10 @@ export const FailureType = {
   IllegalTransition: 'IllegalTransitionError',
   /** A name is taken. → 409 */
   NameTaken: 'NameTakenError',
+  /** The resource is still used (a network with machines attached, a filter included elsewhere): details name the users. → 409 */
+  InUse: 'InUseError',
+  /** The host cannot do this (e.g. QoS on a kernel without the qdiscs). → 422 */
+  Unsupported: 'UnsupportedError',
   /** The operation was cancelled; compensations ran. */
   Cancelled: 'OperationCancelledError',
 } as const;
@@ -189,3 +224,130 @@ export const HARDWARE_LIMITS = {
 
 /** Names of machines: printable, no control characters, 1–100 characters. */
 export const MACHINE_NAME_MAX = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Networks (src/workflows/create-network.ts, update-network.ts, delete-network.ts)
+// ---------------------------------------------------------------------------------------------
+
+export type NetworkModeName = 'nat' | 'route' | 'bridge' | 'isolated';
+
+/** QoS in libvirt's units: average/peak in KiB/s, burst in KiB (see src/libvirt/xml/common.ts). */
+export interface NetworkBandwidth {
+  inbound?: { average: number; peak?: number; burst?: number };
+  outbound?: { average: number; peak?: number; burst?: number };
+}
+
+/** A static DHCP lease. */
+export interface StaticHost {
+  mac: string;
+  ip: string;
+  name?: string;
+}
+
+/** Input of createNetwork. */
+export interface CreateNetworkInput extends OperationContext {
+  networkId: string;
+  name: string;
+  description?: string;
+  mode: NetworkModeName;
+  /** Subnet, e.g. `10.20.0.0/24` (not in bridge mode). */
+  cidr?: string;
+  /** The host's address on the network (default: the first host address of the subnet). */
+  gateway?: string;
+  dhcpStart?: string;
+  dhcpEnd?: string;
+  staticHosts?: StaticHost[];
+  /** bridge mode: the existing host bridge. Other modes: generated (`libvirtNames.bridge`). */
+  bridgeName?: string;
+  forwardDev?: string;
+  departmentId?: string | null;
+  vlanId?: number;
+  bandwidth?: NetworkBandwidth;
+  /** Host to define it on; default: the first registered host. */
+  hostName?: string;
+}
+
+/** Input of updateNetwork: only the fields given change. `null` removes (bandwidth, DHCP). */
+export interface UpdateNetworkInput extends OperationContext {
+  networkId: string;
+  dhcpStart?: string | null;
+  dhcpEnd?: string | null;
+  /** The full list of static leases (replaces the current one). */
+  staticHosts?: StaticHost[];
+  bandwidth?: NetworkBandwidth | null;
+  /** Changing the subnet or gateway redefines the network (refused while running machines use it). */
+  cidr?: string;
+  gateway?: string;
+}
+
+/** Input of deleteNetwork. */
+export interface DeleteNetworkInput extends OperationContext {
+  networkId: string;
+}
+
+/** What a finished network operation returns. */
+export interface NetworkOperationResult {
+  networkId: string;
+  status: string;
+  /** How an update was applied: live through virNetworkUpdate, or by a safe redefine. */
+  applied?: 'live' | 'redefined' | 'noop';
+}
+
+/** Input of changeMachineNetwork (workflow id `vm-<machineId>`): moves the machine's NIC to another network. */
+export interface ChangeMachineNetworkInput extends OperationContext {
+  machineId: string;
+  networkId: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Firewall (src/workflows/firewall-change.ts, flush-filters.ts, change-machine-department.ts)
+// ---------------------------------------------------------------------------------------------
+
+export const SERVICE_ACTIONS = ['USE', 'PROVIDE'] as const;
+export type ServiceActionName = (typeof SERVICE_ACTIONS)[number];
+export const FIREWALL_PRESETS = ['ALLOW_ALL', 'BLOCK_ALL', 'ALLOW_OUTBOUND', 'ALLOW_INTERNET'] as const;
+export type FirewallPreset = (typeof FIREWALL_PRESETS)[number];
+
+/** One change of the firewall, as the API asks for it. Validated again by the workflow's first step. */
+export type FirewallChange =
+  | { type: 'addRule'; filterId: string; ruleId: string; rule: Record<string, unknown> }
+  | { type: 'updateRule'; filterId: string; ruleId: string; rule: Record<string, unknown> }
+  | { type: 'deleteRule'; filterId: string; ruleId: string }
+  /** Which custom filters a filter includes (applyFilterToVM adds one to a VM filter). */
+  | { type: 'setIncludes'; filterId: string; includes: string[] }
+  | { type: 'setPolicy'; departmentId: string; policy: FirewallPreset }
+  /** `enabled: null` clears a VM's own setting (it then follows its department). */
+  | {
+      type: 'toggleService';
+      scope: 'vm' | 'department';
+      scopeId: string;
+      serviceId: string;
+      action: ServiceActionName;
+      enabled: boolean | null;
+    };
+
+/** Input of firewallChange (workflow id `firewallWorkflowId(scopeId)`). */
+export interface FirewallChangeInput extends OperationContext {
+  /** The serialization scope: the department concerned, or the custom filter. */
+  scopeId: string;
+  change: FirewallChange;
+}
+
+/** Input of flushFilters: push the DB's filters to libvirt (one department's, or all). */
+export interface FlushFiltersInput extends OperationContext {
+  departmentId?: string | null;
+}
+
+/** What a firewall change or flush did in libvirt. */
+export interface FirewallResult {
+  /** libvirt filters (re)defined because their content differed, in the order they were pushed. */
+  pushed: string[];
+  /** Filters that were already equal to the DB. */
+  unchanged: string[];
+}
+
+/** Input of changeMachineDepartment (workflow id `vm-<machineId>`): the VM's filter then references the new department's. */
+export interface ChangeMachineDepartmentInput extends OperationContext {
+  machineId: string;
+  departmentId: string;
+}

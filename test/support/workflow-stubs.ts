@@ -14,6 +14,11 @@ import type { NwfilterActivities } from '../../src/activities/nwfilter';
 import type { StorageActivities } from '../../src/activities/storage';
 import { canTransition } from '../../src/entities/machine-status';
 import { FailureType, type HostReport, libvirtNames } from '../../src/workflows/shared';
+import type { FirewallDbActivities } from '../../src/activities/db-firewall';
+import type { NetworkDbActivities } from '../../src/activities/db-network';
+import type { NetworkActivities } from '../../src/activities/network';
+import { firewallStubs, type FirewallStubOptions } from './firewall-stubs';
+import { networkStubs, type NetworkStubOptions } from './network-stubs';
 
 /** The failure type stubs throw when told to fail without a type. */
 export const INJECTED = 'InjectedFault';
@@ -21,8 +26,12 @@ export const INJECTED = 'InjectedFault';
 /** Storage pool of the stub host. */
 export const STUB_POOL = 'vmflow-test-pool';
 
-type DbStubs = DbActivities;
-type HypervisorStubs = HostActivities & LibvirtActivities & StorageActivities & NwfilterActivities;
+type DbStubs = DbActivities & NetworkDbActivities & FirewallDbActivities;
+type HypervisorStubs = HostActivities &
+  LibvirtActivities &
+  StorageActivities &
+  NwfilterActivities &
+  NetworkActivities;
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
 /** One recorded activity call. `label` tells calls apart where the name alone does not. */
@@ -82,6 +91,10 @@ export interface StubOptions {
    * (another operation racing in) or inspect the input.
    */
   before?: Record<string, (world: StubWorld, input: unknown) => void>;
+  /** Options of the network stubs (test/support/network-stubs.ts). */
+  network?: NetworkStubOptions;
+  /** Options of the firewall stubs (test/support/firewall-stubs.ts). */
+  firewall?: FirewallStubOptions;
 }
 
 /**
@@ -169,8 +182,14 @@ export class Stubs {
       domains: new Set(machines.map((m) => m.internalName)),
       filters: new Set(machines.map((m) => m.filterName)),
     };
-    this.control = this.wrapAll(this.dbImpl());
-    this.hypervisor = this.wrapAll(this.hypervisorImpl());
+    const network = networkStubs(this, opts);
+    const firewall = firewallStubs(this, opts);
+    this.control = this.wrapAll({ ...this.dbImpl(), ...network.control, ...firewall.control });
+    this.hypervisor = this.wrapAll({
+      ...this.hypervisorImpl(),
+      ...network.hypervisor,
+      ...firewall.hypervisor,
+    });
   }
 
   /**

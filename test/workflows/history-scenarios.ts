@@ -26,11 +26,14 @@ import {
 } from '../support/workflow-stubs';
 import { historyToJsonText } from '../support/workflow-history';
 import { uniqueId } from '../support/temporal';
+import { FIREWALL_SCENARIOS } from './history-scenarios-firewall';
+import { NETWORK_SCENARIOS } from './history-scenarios-network';
 
 /** Where the committed histories live. */
 export const HISTORIES_DIR = path.join(__dirname, 'histories');
 
-interface Scenario {
+/** A recorded run (scenario lists of other features live in history-scenarios-<feature>.ts). */
+export interface Scenario {
   /** File name without `.json`: `<workflow>.<case>`. */
   name: string;
   workflow: WorkflowName;
@@ -39,7 +42,8 @@ interface Scenario {
   run: (run: WorkflowRunner, stubs: Stubs) => Promise<WorkflowHandle>;
 }
 
-const settle = async (handle: WorkflowHandle) => {
+/** Waits for a run to close. */
+export const settle = async (handle: WorkflowHandle) => {
   await within(
     handle.result().catch(() => undefined),
     `${handle.workflowId} to close`,
@@ -69,7 +73,7 @@ const clone = (linked: boolean) => ({
 });
 
 /** Cancels the run once `label` has started (a cancellable gate), and waits for it to close. */
-async function cancelDuring(
+export async function cancelDuring(
   stubs: Stubs,
   label: string,
   start: () => Promise<WorkflowHandle>,
@@ -178,6 +182,8 @@ export const SCENARIOS: Scenario[] = [
     stubs: (host) => ({ machines: [existing(host)], fail: { startDomain: INJECTED } }),
     run: async (run) => settle(await run.start('powerMachine', { ...onRecorded, action: 'start' })),
   },
+  ...NETWORK_SCENARIOS,
+  ...FIREWALL_SCENARIOS,
 ];
 
 /**

@@ -22,6 +22,13 @@ const ALL_WORKFLOWS = [
   'destroyMachine',
   'updateMachineHardware',
   'powerMachine',
+  'createNetwork',
+  'updateNetwork',
+  'deleteNetwork',
+  'changeMachineNetwork',
+  'firewallChange',
+  'flushFilters',
+  'changeMachineDepartment',
 ] as const;
 type Unlisted = Exclude<WorkflowName, (typeof ALL_WORKFLOWS)[number]>;
 const everyWorkflowListed: [Unlisted] extends [never] ? true : Unlisted = true;
