@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { type DataSource, type EntityManager, IsNull, Not, QueryFailedError } from 'typeorm';
+import { type DataSource, type EntityManager, In, IsNull, Not, QueryFailedError } from 'typeorm';
 import { Department, DepartmentMember } from '../entities/department';
+import { FirewallFilter, FirewallRule, ServiceSetting } from '../entities/firewall';
 import { Host } from '../entities/host';
 import { Machine, type PendingHardware } from '../entities/machine';
 import { canTransition, type MachineStatus } from '../entities/machine-status';
@@ -16,6 +17,15 @@ import {
   type StepStatus,
 } from '../entities/operation';
 import { User } from '../entities/user';
+import {
+  compileMachineFilters,
+  departmentServices,
+  ensureVmFilterRow,
+  includeNames,
+  machineVmContent,
+  type MachineFilterSpecs,
+} from '../firewall/load';
+import { type FilterSpec } from '../libvirt/xml';
 import {
   FailureType,
   HARDWARE_LIMITS,
@@ -58,6 +68,8 @@ export interface MachineView {
   libvirtUuid: string | null;
   currentOperationId: string | null;
   pendingHardware: PendingHardware | null;
+  /** libvirt names of the custom filters its VM filter includes (absent in runs recorded before the firewall). */
+  filterIncludes?: string[];
 }
 
 /** Everything createMachine needs, resolved and validated. */
@@ -71,7 +83,32 @@ export interface CreatePlan {
   departmentFilterName: string;
   networkName: string;
   host: { name: string; storagePool: string; cpus: number; memoryMiB: number };
+  /**
+   * The filters the VM filter needs on the host, compiled from the database in dependency order (the
+   * custom filters, then the department's). Absent in runs recorded before the firewall was compiled.
+   */
+  departmentFilterSpecs?: FilterSpec[];
+  /** The VM's own filter, compiled (a clone's copies its source's rules, includes and services). */
+  vmFilterSpec?: FilterSpec;
 }
+
+/** Everything changeMachineDepartment needs, resolved and validated. */
+export interface DepartmentChangePlan {
+  machine: MachineView;
+  /** True when the machine is already in the department: nothing to do. */
+  noop: boolean;
+  /** The target department's filter name. */
+  departmentFilterName: string;
+  /** The target department's filter and the custom filters it includes, in dependency order. */
+  departmentFilterSpecs: FilterSpec[];
+  /** The VM filter, compiled against the target department (its own rules and settings kept). */
+  vmFilterSpec: FilterSpec;
+  /** What may be unused on the host after the move: the old department's filter (pruned with what it alone includes). */
+  pruneCandidates: string[];
+}
+
+/** The statuses a machine can change department from. */
+export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
 
 const fail = (type: string, message: string, details?: Record<string, unknown>) =>
   ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
@@ -129,9 +166,10 @@ export function checkMachineName(name: string): void {
 async function loadMachineView(m: EntityManager, machineId: string): Promise<MachineView | null> {
   const row = await m.findOne(Machine, { where: { id: machineId } });
   if (!row) return null;
-  const [host, dept] = await Promise.all([
+  const [host, dept, filter] = await Promise.all([
     m.findOneOrFail(Host, { where: { id: row.hostId } }),
     m.findOneOrFail(Department, { where: { id: row.departmentId } }),
+    m.findOne(FirewallFilter, { where: { kind: 'vm', machineId: row.id } }),
   ]);
   return {
     id: row.id,
@@ -157,7 +195,65 @@ async function loadMachineView(m: EntityManager, machineId: string): Promise<Mac
     libvirtUuid: row.libvirtUuid,
     currentOperationId: row.currentOperationId,
     pendingHardware: row.pendingHardware,
+    filterIncludes: filter ? await includeNames(m, filter.includes ?? []) : [],
   };
+}
+
+/**
+ * Gives a clone a copy of its source's VM filter: its rules (new ids, same order), its includes and the
+ * source's own service settings.
+ */
+async function copyVmFilter(m: EntityManager, sourceId: string, machineId: string, filter: FirewallFilter) {
+  const source = await m.findOne(FirewallFilter, { where: { kind: 'vm', machineId: sourceId } });
+  if (source) {
+    await m.update(FirewallFilter, { id: filter.id }, { includes: source.includes ?? [] });
+    const rules = await m.find(FirewallRule, {
+      where: { filterId: source.id },
+      order: { createdAt: 'ASC', id: 'ASC' },
+    });
+    const base = Date.now();
+    for (const [i, r] of rules.entries()) {
+      // One millisecond apart: the copy keeps its source's order whatever ids it gets.
+      await m.insert(FirewallRule, {
+        id: randomUUID(),
+        filterId: filter.id,
+        spec: r.spec,
+        createdAt: new Date(base + i),
+      });
+    }
+  }
+  const settings = await m.find(ServiceSetting, { where: { scope: 'vm', scopeId: sourceId } });
+  for (const st of settings) {
+    await m.insert(ServiceSetting, {
+      scope: 'vm',
+      scopeId: machineId,
+      serviceId: st.serviceId,
+      action: st.action,
+      enabled: Boolean(st.enabled),
+    });
+  }
+}
+
+/** Deletes a machine's VM filter row, its rules and the machine's own service settings. */
+async function deleteVmFilterRows(m: EntityManager, machineId: string) {
+  const rows = await m.find(FirewallFilter, { where: { kind: 'vm', machineId } });
+  for (const r of rows) {
+    await m.delete(FirewallRule, { filterId: r.id });
+    await m.delete(FirewallFilter, { id: r.id });
+  }
+  await m.delete(ServiceSetting, { scope: 'vm', scopeId: machineId });
+}
+
+/** The enabled (service, action) pairs of effective settings. */
+function departmentServicesOf(
+  list: Array<{ serviceId: string; action: 'USE' | 'PROVIDE'; enabled: boolean }>,
+) {
+  return list.filter((s) => s.enabled).map(({ serviceId, action }) => ({ serviceId, action }));
+}
+
+/** The compiled filter specs of a plan. */
+function planSpecs(specs: MachineFilterSpecs): Pick<CreatePlan, 'departmentFilterSpecs' | 'vmFilterSpec'> {
+  return { departmentFilterSpecs: specs.shared, vmFilterSpec: specs.vm };
 }
 
 /** Registers (or refreshes) a hypervisor host; the worker calls it on start. */
@@ -351,8 +447,19 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
           field: 'name',
         });
+      // A new machine has no rules or includes of its own; its services are its department's.
+      const specs = await compileMachineFilters(m, {
+        machineId: input.machineId,
+        departmentId: dept.id,
+        vm: {
+          rules: [],
+          includes: [],
+          services: departmentServicesOf(await departmentServices(m, dept.id)),
+        },
+      });
       await faults?.check('planCreate', 'after');
       return {
+        ...planSpecs(specs),
         cpu,
         memoryMiB,
         storageGiB: input.storageGiB ?? template.storageGiB,
@@ -399,10 +506,17 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           field: 'name',
         });
       const host = await m.findOneOrFail(Host, { where: { name: source.hostName } });
+      // The clone gets a copy of its source's VM rules, includes and service settings (insertMachine).
+      const specs = await compileMachineFilters(m, {
+        machineId: input.machineId,
+        departmentId: source.departmentId,
+        vm: await machineVmContent(m, source.id),
+      });
       await faults?.check('planClone', 'after');
       return {
         source,
         plan: {
+          ...planSpecs(specs),
           cpu: source.cpu,
           memoryMiB: source.memoryMiB,
           storageGiB: source.storageGiB,
@@ -538,6 +652,9 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
             });
           throw err;
         }
+        // Its filter row, in the same transaction: a retry finds the machine and never copies twice.
+        const filter = await ensureVmFilterRow(m, input.machineId, input.name);
+        if (input.sourceMachineId) await copyVmFilter(m, input.sourceMachineId, input.machineId, filter);
         const view = (await loadMachineView(m, input.machineId))!;
         await machineEvent(m, view, 'create', {
           actorId: input.actorId,
@@ -547,6 +664,131 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         return view;
       });
       await faults?.check('insertMachine', 'after');
+      return view;
+    },
+
+    /**
+     * Validates a department change: the machine is off, running or suspended; the target department exists;
+     * the owner is a member of it (or an admin); the name is free there; the VM filter includes no custom filter
+     * of its old department. Compiles the filters it will need.
+     */
+    async planDepartmentChange(input: {
+      machineId: string;
+      departmentId: string;
+      operationId: string;
+    }): Promise<DepartmentChangePlan> {
+      await faults?.check('planDepartmentChange', 'before');
+      const m = dataSource.manager;
+      const machine = await loadMachineView(m, input.machineId);
+      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!DEPARTMENT_CHANGE_FROM.includes(machine.status)) {
+        throw fail(
+          FailureType.IllegalTransition,
+          `machine is ${machine.status}, expected ${DEPARTMENT_CHANGE_FROM.join(' or ')}`,
+          { status: machine.status },
+        );
+      }
+      const dept = await m.findOne(Department, { where: { id: input.departmentId } });
+      if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      const owner = await m.findOne(User, { where: { id: machine.ownerId } });
+      if (owner?.role !== 'ADMIN') {
+        const member = await m.findOne(DepartmentMember, {
+          where: { departmentId: dept.id, userId: machine.ownerId },
+        });
+        if (!member)
+          throw fail(FailureType.Forbidden, "the machine's owner is not a member of this department", {
+            field: 'departmentId',
+          });
+      }
+      const noop = machine.departmentId === dept.id;
+      if (!noop && (await m.exists(Machine, { where: { departmentId: dept.id, name: machine.name } }))) {
+        throw fail(FailureType.NameTaken, `a machine named "${machine.name}" exists in that department`, {
+          field: 'departmentId',
+        });
+      }
+      const content = await machineVmContent(m, machine.id, dept.id);
+      if (content.includes.length > 0) {
+        const scoped = await m.find(FirewallFilter, { where: { id: In(content.includes), kind: 'custom' } });
+        const foreign = scoped.filter((f) => f.departmentId && f.departmentId !== dept.id);
+        if (foreign.length > 0) {
+          throw fail(
+            FailureType.Refused,
+            `the machine's filter includes custom filters of its department (${foreign.map((f) => f.id).join(', ')}): remove them first`,
+            { field: 'departmentId' },
+          );
+        }
+      }
+      const specs = await compileMachineFilters(m, {
+        machineId: machine.id,
+        departmentId: dept.id,
+        vm: content,
+      });
+      await faults?.check('planDepartmentChange', 'after');
+      return {
+        machine,
+        noop,
+        departmentFilterName: dept.filterName,
+        departmentFilterSpecs: specs.shared,
+        vmFilterSpec: specs.vm,
+        pruneCandidates: noop ? [] : [machine.departmentFilterName],
+      };
+    },
+
+    /**
+     * Moves a machine to a department (its own rules and service settings stay; its effective services now
+     * fall back to the new department) and emits `vms:update` to both departments. With `onlyIfHeldBy`, only
+     * while that operation holds the machine (how the undo reverts only its own change). Idempotent.
+     */
+    async setMachineDepartment(input: {
+      operationId: string;
+      actorId: string | null;
+      machineId: string;
+      departmentId: string;
+      onlyIfHeldBy?: string;
+    }): Promise<MachineView> {
+      await faults?.check('setMachineDepartment', 'before');
+      const view = await tx(async (m) => {
+        const row = await m.findOne(Machine, {
+          where: { id: input.machineId },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (!row) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
+          return (await loadMachineView(m, row.id))!;
+        if (row.departmentId === input.departmentId) return (await loadMachineView(m, row.id))!;
+        const previousDepartmentId = row.departmentId;
+        try {
+          await m.update(Machine, { id: row.id }, { departmentId: input.departmentId });
+        } catch (err) {
+          if (isDuplicate(err))
+            throw fail(FailureType.NameTaken, `a machine named "${row.name}" exists in that department`, {
+              field: 'departmentId',
+            });
+          throw err;
+        }
+        const view = (await loadMachineView(m, row.id))!;
+        const payload = {
+          operationId: input.operationId,
+          previousDepartmentId,
+          departmentId: input.departmentId,
+        };
+        const key = `${input.operationId}:department:${input.departmentId}`;
+        await machineEvent(m, view, 'update', { actorId: input.actorId, dedupeKey: key, payload });
+        // The old department's room learns that the machine left.
+        await publishEvent(m, {
+          resource: 'vms',
+          action: 'update',
+          resourceId: view.id,
+          payload: { machine: publicMachine(view), ...payload },
+          actorId: input.actorId,
+          workflowId: workflowId(),
+          ownerId: view.ownerId,
+          departmentId: previousDepartmentId,
+          dedupeKey: `${key}:left`,
+        });
+        return view;
+      });
+      await faults?.check('setMachineDepartment', 'after');
       return view;
     },
 
@@ -722,7 +964,7 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         .execute();
     },
 
-    /** Deletes the machine row (idempotent) and emits `vms:delete`. */
+    /** Deletes the machine row with its filter row, rules and service settings (idempotent); emits `vms:delete`. */
     async deleteMachine(input: {
       operationId: string;
       actorId: string | null;
@@ -732,6 +974,7 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       await tx(async (m) => {
         const view = await loadMachineView(m, input.machineId);
         if (!view) return;
+        await deleteVmFilterRows(m, input.machineId);
         await m.delete(Machine, { id: input.machineId });
         await machineEvent(m, view, 'delete', {
           actorId: input.actorId,

@@ -1,8 +1,10 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { XMLSerializer } from '@xmldom/xmldom';
 import { type Connection, type Domain } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
-import { buildDomainXml, parseDomainXml } from '../libvirt/xml';
+import { assertLibvirtName, buildDomainXml, parseDomainXml, parseXmlRoot } from '../libvirt/xml';
+import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
 import { type FaultInjector } from './faults';
@@ -424,3 +426,124 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
 }
 
 export type LibvirtActivities = ReturnType<typeof createLibvirtActivities>;
+
+// ---------------------------------------------------------------------------------------------
+// Moving a NIC to another network (changeMachineNetwork; served by the network activities)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The domain of a machine, checked to be ours through its vmflow metadata; null when it does not exist.
+ * Throws (Refused, non-retryable) for a domain of that name that belongs to another machine.
+ */
+export async function lookupOwnDomain(
+  conn: Connection,
+  name: string,
+  machineId: string,
+): Promise<Domain | null> {
+  let dom: Domain;
+  try {
+    dom = await conn.lookupDomainByName(name);
+  } catch (e) {
+    if (notFound(e)) return null;
+    throw e;
+  }
+  const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
+  if (parsed.metadata.machineId !== machineId) {
+    throw permanent(
+      FailureType.Refused,
+      `domain ${name} belongs to another machine (${parsed.metadata.machineId ?? 'none'})`,
+    );
+  }
+  return dom;
+}
+
+/**
+ * The `<interface>` of `domainXml` with this MAC (else its first NIC), pointed at libvirt network
+ * `network`, as device XML for `virDomainUpdateDeviceFlags`. Everything else the NIC has is kept as it
+ * is (MAC, model, `filterref` and its parameters, bandwidth, boot order, PCI address); only what libvirt
+ * fills in at run time (`<target dev='vnetN'>`, `<alias>`, the port id and bridge of the old source) is
+ * dropped. Null when the domain has no NIC. `source` is the network (or bridge) it is on now.
+ */
+export function retargetInterfaceXml(
+  domainXml: string,
+  mac: string | null,
+  network: string,
+): { xml: string; source: string | null; mac: string | null } | null {
+  assertLibvirtName(network, 'network');
+  const devices = child(parseXmlRoot(domainXml, 'domain'), 'devices');
+  const nics = devices ? children(devices, 'interface') : [];
+  const nic =
+    (mac
+      ? nics.find((n) => attr(child(n, 'mac'), 'address')?.toLowerCase() === mac.toLowerCase())
+      : undefined) ?? (mac ? undefined : nics[0]);
+  if (!nic) return null;
+  const type = attr(nic, 'type');
+  const old = child(nic, 'source');
+  const source =
+    (type === 'network' ? attr(old, 'network') : type === 'bridge' ? attr(old, 'bridge') : undefined) ?? null;
+  for (const el of [...children(nic, 'source'), ...children(nic, 'target'), ...children(nic, 'alias')])
+    nic.removeChild(el);
+  nic.setAttribute('type', 'network');
+  const doc = nic.ownerDocument!;
+  const src = doc.createElement('source');
+  src.setAttribute('network', network);
+  nic.insertBefore(src, child(nic, 'mac')?.nextSibling ?? nic.firstChild);
+  return {
+    xml: new XMLSerializer().serializeToString(nic, { requireWellFormed: true }),
+    source,
+    mac: attr(child(nic, 'mac'), 'address') ?? null,
+  };
+}
+
+/** Where a machine's NIC is after {@link moveDomainInterface}. */
+export interface InterfaceMove {
+  /** The network the persistent definition named before (null: no NIC found). */
+  previous: string | null;
+  /** The running guest is on the new network now (false when the domain is off). */
+  live: boolean;
+  /**
+   * libvirt could not switch the running NIC (some NIC types cannot change their source live): the
+   * persistent definition is moved, the running guest stays on `previous` until its next boot.
+   */
+  pendingUntilBoot: boolean;
+}
+
+/** libvirt's answers that mean "this change cannot be made to a running device". */
+const LIVE_UNSUPPORTED = [
+  LibvirtErrorCode.OPERATION_UNSUPPORTED,
+  LibvirtErrorCode.CONFIG_UNSUPPORTED,
+  LibvirtErrorCode.NO_SUPPORT,
+];
+
+/**
+ * Points the machine's NIC (by MAC) at `network`, in the persistent definition and, when the domain
+ * runs, live: libvirt 9 moves a running `network` NIC to another network in place (a new port on the
+ * new bridge; the tap, its MAC, its nwfilter binding stay). Where libvirt refuses a live change, only
+ * the definition changes and the result says so. Idempotent: a NIC already on `network` is left alone.
+ */
+export async function moveDomainInterface(
+  dom: Domain,
+  input: { mac: string | null; network: string },
+): Promise<InterfaceMove> {
+  const config = retargetInterfaceXml(await dom.getXML({ inactive: true }), input.mac, input.network);
+  if (!config) {
+    throw permanent(
+      FailureType.NotFound,
+      input.mac ? `the domain has no interface with MAC ${input.mac}` : 'the domain has no interface',
+    );
+  }
+  if (config.source !== input.network) await dom.updateDevice(config.xml, { config: true });
+  const result: InterfaceMove = { previous: config.source, live: false, pendingUntilBoot: false };
+  if (!(await dom.isActive())) return result;
+  const live = retargetInterfaceXml(await dom.getXML(), config.mac, input.network);
+  if (!live) return { ...result, pendingUntilBoot: true };
+  if (live.source === input.network) return { ...result, live: true };
+  try {
+    await dom.updateDevice(live.xml, { live: true });
+    return { ...result, live: true };
+  } catch (e) {
+    if (isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID) && !(await dom.isActive())) return result; // stopped meanwhile
+    if (!LIVE_UNSUPPORTED.some((code) => isLibvirtError(e, code))) throw e;
+    return { ...result, pendingUntilBoot: true };
+  }
+}

@@ -118,7 +118,7 @@ export function sendProblem(res: Response, problem: Problem): void {
 export function conflictFromOperation(err: OperationConflictError): ProblemError {
   return new ProblemError(
     409,
-    `another operation is running on this machine: ${err.runningType ?? 'unknown'} ${err.runningOperationId ?? err.runningWorkflowId}`,
+    `another operation is running on this ${err.resourceKind === 'firewall' ? 'firewall scope' : err.resourceKind}: ${err.runningType ?? 'unknown'} ${err.runningOperationId ?? err.runningWorkflowId}`,
     {
       title: 'Operation in progress',
       runningOperation: {

@@ -145,7 +145,8 @@ export class Operations {
     workflowId: string;
     type: OperationType;
     resource: Exclude<OperationResource, 'vms'>;
-    resourceId: string;
+    /** What it changes; null for an operation over every resource (a flush of all filters). */
+    resourceId: string | null;
     input: { operationId: string } & Record<string, unknown>;
     actorId: string | null;
     /** The department concerned (rooms and visibility); null: admins only. */
@@ -178,7 +179,7 @@ export class Operations {
           workflowId: opts.workflowId,
           input: opts.input,
           type: opts.type,
-          resourceId: opts.resourceId,
+          resourceId: opts.resourceId ?? opts.workflowId,
           resourceKind: opts.resource === 'networks' ? 'network' : 'firewall',
           waitForRunningMs: opts.waitForRunningMs,
         });

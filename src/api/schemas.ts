@@ -187,6 +187,10 @@ export const CreateMachineBody = z
     memory: MemoryMiB.optional(),
     storage: StorageGiB.optional(),
     start: z.boolean().optional(),
+    networkId: uuid().optional().openapi({
+      description:
+        "a network the caller may use (shared, or of the machine's department); default: the department's, else the host's",
+    }),
     ownerId: uuid()
       .optional()
       .openapi({ description: 'owner (default: the caller); managers and admins may create for a member' }),

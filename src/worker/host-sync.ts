@@ -12,6 +12,7 @@ import { Machine } from '../entities/machine';
 import { type MachineStatus } from '../entities/machine-status';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
+import { probeQos } from '../networks/qos';
 
 interface SyncDeps {
   libvirt: LibvirtProvider;
@@ -66,10 +67,16 @@ export function actionFor(from: MachineStatus, to: MachineStatus): string {
   return 'update';
 }
 
-/** Registers this worker's host with the capacity libvirt reports. */
+/**
+ * Registers this worker's host with the capacity libvirt reports and what its kernel can do (QoS,
+ * probed once here: src/networks/qos.ts). A host without QoS is logged with the reason.
+ */
 export async function registerThisHost(deps: SyncDeps, config: Config): Promise<Host> {
   const conn = await deps.libvirt.get();
   const node = await conn.getNodeInfo();
+  const capabilities = await probeQos(conn);
+  if (!capabilities.qos)
+    console.warn(`host ${config.HOST_NAME}: bandwidth limits (QoS) are off: ${capabilities.qosReason}`);
   return registerHost(deps.dataSource, {
     name: config.HOST_NAME,
     libvirtUri: config.LIBVIRT_URI,
@@ -78,6 +85,7 @@ export async function registerThisHost(deps: SyncDeps, config: Config): Promise<
     memoryMiB: Math.floor(node.memoryKiB / 1024),
     storagePool: config.STORAGE_POOL,
     defaultNetwork: config.DEFAULT_NETWORK,
+    capabilities,
   });
 }
 

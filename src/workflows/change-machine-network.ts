@@ -1,9 +1,55 @@
-import { ApplicationFailure } from '@temporalio/workflow';
-import { type ChangeMachineNetworkInput, type MachineOperationResult } from './shared';
+import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
+import { HARDWARE_FROM, type ChangeMachineNetworkInput, type MachineOperationResult } from './shared';
 
-/** Placeholder: being implemented. */
+/**
+ * Moves a machine's NIC to another network (a machine operation: workflow id `vm-<machineId>`). The
+ * machine must be off, running or suspended; it is `updating` meanwhile. The NIC keeps its MAC and its
+ * filterref; a running guest is moved live where libvirt can (libvirt 9 can for network NICs), else at
+ * its next boot. The row then names the new network (`vms:update`). A failure puts the NIC and the row
+ * back as they were.
+ */
 export async function changeMachineNetwork(
-  _input: ChangeMachineNetworkInput,
+  input: ChangeMachineNetworkInput,
 ): Promise<MachineOperationResult> {
-  throw ApplicationFailure.nonRetryable('changeMachineNetwork is not implemented yet');
+  const { machineId, operationId, actorId } = input;
+  return runOperation({ ...input, type: 'change_network' }, machineId, { ...input }, async (saga) => {
+    const { machine: m, network } = await saga.step('validate', () => db.planMachineNetwork(input));
+    if (m.networkName === network.internalName)
+      return { machineId, status: m.status, outcome: 'noop' as const };
+    const host = hostActivities(m.hostName);
+    const undo = hostUndo(m.hostName);
+    const base = { operationId, actorId, machineId };
+    const previous = m.status;
+    await saga.step(
+      'markUpdating',
+      () => db.setMachineStatus({ ...base, status: 'updating', from: [...HARDWARE_FROM] }),
+      () =>
+        dbUndo.setMachineStatus({
+          ...base,
+          status: previous,
+          release: true,
+          onlyIfHeldBy: operationId,
+          fields: { networkName: m.networkName },
+        }),
+    );
+    const nic = { internalName: m.internalName, machineId, mac: m.macAddress };
+    const moved = await saga.step(
+      'moveInterface',
+      () => host.moveMachineInterface({ ...nic, network: network.internalName }),
+      // Back to the network the definition named before (the row's, when the NIC was not found).
+      () =>
+        m.networkName ? undo.moveMachineInterface({ ...nic, network: m.networkName }) : Promise.resolve(),
+    );
+    // Recorded as a step so the operation shows it: libvirt could not switch the running NIC.
+    if (moved.pendingUntilBoot) await saga.step('appliesAtNextBoot', async () => undefined);
+    await saga.step('finalize', () =>
+      db.setMachineStatus({
+        ...base,
+        status: previous,
+        from: ['updating'],
+        fields: { networkName: network.internalName },
+      }),
+    );
+    return { machineId, status: previous, outcome: 'done' as const };
+  });
 }

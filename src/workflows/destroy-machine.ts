@@ -1,10 +1,11 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { db, dbUndo, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
 import { FailureType, type DestroyMachineInput, type MachineOperationResult, libvirtNames } from './shared';
 
 /**
  * Destroys a VM: graceful shutdown with a deadline, then force off; undefine (with NVRAM); delete its
- * disk; remove its filter and bindings; delete the row and emit `vms:delete`. Forward-only: every step
+ * disk; remove its filter and bindings, then its department's filter and the custom filters when nothing on
+ * the host uses them any more; delete the row (with its filter rows) and emit `vms:delete`. Forward-only: every step
  * is "remove if present", so re-running a half-done destroy finishes it. A machine whose disk backs
  * linked clones is refused while they exist.
  */
@@ -54,6 +55,16 @@ export async function destroyMachine(input: DestroyMachineInput): Promise<Machin
         host.deleteVolume({ pool: m.storagePool, name: libvirtNames.volume(m.id) }),
       );
       await saga.step('removeVmFilter', () => host.removeVmFilter({ name: m.filterName }));
+      // Runs recorded before filters were pruned went straight on to the row (replay keeps them so).
+      if (patched('prune-filters')) {
+        // The department's filter and the custom filters, when no other filter on the host uses them.
+        await saga.step('pruneFilters', () =>
+          host.pruneFilters({
+            candidates: [m.departmentFilterName, ...(m.filterIncludes ?? [])],
+            cascade: true,
+          }),
+        );
+      }
       await saga.step('deleteRecord', () =>
         db.deleteMachine({ operationId: input.operationId, actorId: input.actorId, machineId: m.id }),
       );

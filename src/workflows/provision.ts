@@ -1,3 +1,4 @@
+import { patched } from '@temporalio/workflow';
 import type { CreatePlan } from '../activities/db';
 import { hostActivities, hostUndo, longRunningActivity, type Saga } from './saga';
 import { libvirtNames } from './shared';
@@ -12,8 +13,9 @@ export interface Provisioned {
 
 /**
  * The hypervisor half of createMachine and cloneMachine, as saga steps each with its undo: the disk
- * (empty, a full copy of `cloneFromPath`, or an overlay on `backingPath`), the department's filter (kept:
- * it is the department's), the VM's own filter, and the domain.
+ * (empty, a full copy of `cloneFromPath`, or an overlay on `backingPath`), the department's filter and the
+ * custom filters it needs (compiled by the plan; left alone when the host has them, pruned on failure when
+ * nothing else uses them), the VM's own filter, and the domain.
  */
 export async function provisionMachine(
   saga: Saga,
@@ -35,12 +37,26 @@ export async function provisionMachine(
     () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB, ...input.disk }),
     () => undo.deleteVolume(volume),
   );
-  await saga.step('ensureDepartmentFilter', () =>
-    host.ensureDepartmentFilter({ name: plan.departmentFilterName }),
+  const shared = plan.departmentFilterSpecs;
+  const sharedNames = [...new Set([...(shared ?? []).map((s) => s.name), plan.departmentFilterName])];
+  // Runs recorded before filters were pruned registered no undo here (replay keeps them as they were).
+  const prune = patched('prune-filters');
+  await saga.step(
+    'ensureDepartmentFilter',
+    () => host.ensureDepartmentFilter({ name: plan.departmentFilterName, specs: shared }),
+    // Only what nothing on the host uses any more (the VM filter's undo runs first): another machine's
+    // department filter stays.
+    prune ? () => undo.pruneFilters({ candidates: sharedNames, cascade: true }) : undefined,
   );
   await saga.step(
     'createVmFilter',
-    () => host.ensureVmFilter({ name: plan.filterName, departmentFilter: plan.departmentFilterName }),
+    () =>
+      host.ensureVmFilter({
+        name: plan.filterName,
+        departmentFilter: plan.departmentFilterName,
+        spec: plan.vmFilterSpec,
+        requires: shared,
+      }),
     () => undo.removeVmFilter({ name: plan.filterName }),
   );
   const domainRef = { internalName: plan.internalName, machineId };

@@ -278,11 +278,15 @@ export interface UpdateNetworkInput extends OperationContext {
   /** Changing the subnet or gateway redefines the network (refused while running machines use it). */
   cidr?: string;
   gateway?: string;
+  /** The network's department (null: shared), recorded so the operation's progress events reach its room. */
+  departmentId?: string | null;
 }
 
 /** Input of deleteNetwork. */
 export interface DeleteNetworkInput extends OperationContext {
   networkId: string;
+  /** The network's department (null: shared), recorded so the operation's progress events reach its room. */
+  departmentId?: string | null;
 }
 
 /** What a finished network operation returns. */

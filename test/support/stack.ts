@@ -10,6 +10,7 @@ import { registerHost } from '../../src/activities/db';
 import { ArmedFaults } from '../../src/activities/faults';
 import { Host } from '../../src/entities/host';
 import { LibvirtProvider } from '../../src/libvirt/provider';
+import { probeQos } from '../../src/networks/qos';
 import { SecretBox } from '../../src/secrets';
 import { createWorkers } from '../../src/worker/worker';
 import { openTestDataSource } from './db';
@@ -51,6 +52,8 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
     memoryMiB: Math.floor(node.memoryKiB / 1024),
     storagePool: TEST_POOL,
     defaultNetwork: TEST_NETWORK,
+    // Probed as the worker does on start (src/worker/host-sync.ts).
+    capabilities: await probeQos(conn),
   });
   const secrets = new SecretBox('vmflow-test-secrets-key-0123456789');
   const faults = new ArmedFaults();

@@ -17,7 +17,9 @@ import { FailureType, type HostReport, libvirtNames } from '../../src/workflows/
 import type { FirewallDbActivities } from '../../src/activities/db-firewall';
 import type { NetworkDbActivities } from '../../src/activities/db-network';
 import type { NetworkActivities } from '../../src/activities/network';
-import { firewallStubs, type FirewallStubOptions } from './firewall-stubs';
+import { departmentFilterSpec } from '../../src/firewall/compile';
+import { DEPARTMENT_CHANGE_FROM } from '../../src/activities/db';
+import { firewallStubs, stubVmSpec, type FirewallStubOptions } from './firewall-stubs';
 import { networkStubs, type NetworkStubOptions } from './network-stubs';
 
 /** The failure type stubs throw when told to fail without a type. */
@@ -98,8 +100,9 @@ export interface StubOptions {
 }
 
 /**
- * The stubs' state: machine and operation rows in the DB; volumes (name → GiB), domains and VM filters
- * on the host, so a test can assert that nothing is left behind.
+ * The stubs' state: machine and operation rows in the DB; volumes (name → GiB), domains and nwfilters
+ * (VM and department filters, by name; their content is in the firewall world) on the host, so a test can
+ * assert that nothing is left behind.
  */
 export interface StubWorld {
   machines: Map<string, MachineView>;
@@ -180,7 +183,7 @@ export class Stubs {
       operations: new Map(),
       volumes: new Map(machines.map((m) => [libvirtNames.volume(m.id), m.storageGiB])),
       domains: new Set(machines.map((m) => m.internalName)),
-      filters: new Set(machines.map((m) => m.filterName)),
+      filters: new Set(machines.flatMap((m) => [m.filterName, m.departmentFilterName])),
     };
     const network = networkStubs(this, opts);
     const firewall = firewallStubs(this, opts);
@@ -300,7 +303,12 @@ export class Stubs {
     storageGiB = 10,
     departmentId = 'dept-1',
   ): CreatePlan {
+    const departmentFilterName = libvirtNames.departmentFilter(departmentId);
     return {
+      departmentFilterSpecs: [
+        { name: departmentFilterName, chain: 'root', filterrefs: [{ filter: 'clean-traffic' }] },
+      ],
+      vmFilterSpec: stubVmSpec(machineId, departmentId),
       cpu,
       memoryMiB,
       storageGiB,
@@ -313,7 +321,8 @@ export class Stubs {
     };
   }
 
-  private dbImpl(): DbStubs {
+  /** The machine and operation DB stubs (the network and firewall stubs add theirs). */
+  private dbImpl(): DbActivities {
     const world = this.world;
     const view = (m: MachineView) => structuredClone(m);
     return {
@@ -344,7 +353,20 @@ export class Stubs {
           source.storageGiB,
           source.departmentId,
         );
-        return { source: view(source), plan: { ...plan, departmentFilterName: source.departmentFilterName } };
+        return {
+          source: view(source),
+          plan: {
+            ...plan,
+            departmentFilterName: source.departmentFilterName,
+            departmentFilterSpecs: [
+              { name: source.departmentFilterName, chain: 'root', filterrefs: [{ filter: 'clean-traffic' }] },
+            ],
+            vmFilterSpec: {
+              ...stubVmSpec(input.machineId),
+              filterrefs: [{ filter: source.departmentFilterName }],
+            },
+          },
+        };
       },
       planHardware: async (input) => view(this.requireMachine(input.machineId)),
       insertMachine: async (input) => {
@@ -407,10 +429,45 @@ export class Stubs {
       deleteMachine: async (input) => {
         world.machines.delete(input.machineId);
       },
+      planDepartmentChange: async (input) => {
+        const m = this.requireMachine(input.machineId);
+        if (!DEPARTMENT_CHANGE_FROM.includes(m.status)) {
+          throw ApplicationFailure.create({
+            type: FailureType.IllegalTransition,
+            message: `machine is ${m.status}`,
+            nonRetryable: true,
+            details: [{ status: m.status }],
+          });
+        }
+        const departmentFilterName = libvirtNames.departmentFilter(input.departmentId);
+        return {
+          machine: view(m),
+          noop: m.departmentId === input.departmentId,
+          departmentFilterName,
+          departmentFilterSpecs: [
+            departmentFilterSpec({
+              departmentId: input.departmentId,
+              policy: 'ALLOW_ALL',
+              rules: [],
+              includes: [],
+            }),
+          ],
+          vmFilterSpec: stubVmSpec(m.id, input.departmentId),
+          pruneCandidates: m.departmentId === input.departmentId ? [] : [m.departmentFilterName],
+        };
+      },
+      setMachineDepartment: async (input) => {
+        const m = this.requireMachine(input.machineId);
+        if (input.onlyIfHeldBy !== undefined && m.currentOperationId !== input.onlyIfHeldBy) return view(m);
+        m.departmentId = input.departmentId;
+        m.departmentFilterName = libvirtNames.departmentFilter(input.departmentId);
+        return view(m);
+      },
     };
   }
 
-  private hypervisorImpl(): HypervisorStubs {
+  /** The host, domain and storage stubs (the network and firewall stubs add the network and nwfilter ones). */
+  private hypervisorImpl(): HostActivities & LibvirtActivities & StorageActivities {
     const o = this.opts;
     const w = this.world;
     const noop = async () => undefined;
@@ -456,9 +513,6 @@ export class Stubs {
       getVolumeCapacity: async (input) => w.volumes.get(input.name) ?? null,
       growDisk: async (input) =>
         void w.volumes.set(input.name, Math.max(w.volumes.get(input.name) ?? 0, input.capacityGiB)),
-      ensureDepartmentFilter: noop,
-      ensureVmFilter: async (input) => void w.filters.add(input.name),
-      removeVmFilter: async (input) => void w.filters.delete(input.name),
     };
   }
 }

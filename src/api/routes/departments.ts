@@ -3,16 +3,21 @@
  * departments (managers also see the member list); everyone may read templates. Rows are written by the
  * API directly (no hypervisor involved) with their `departments:*` / `templates:*` (and, for membership
  * changes, `users:update`) events in the same transaction. A department's nwfilter name is derived from
- * its id; the filter itself is made by the first machine workflow that needs it.
+ * its id; its filter row is created with it (the libvirt filter is made by the first machine workflow that
+ * needs it). Deleting a department is refused while machines or networks belong to it, and takes its
+ * filter row, rules, service settings and the custom filters scoped to it along.
  */
 import { randomUUID } from 'node:crypto';
-import { type EntityManager } from 'typeorm';
+import { type EntityManager, In } from 'typeorm';
 import { publishEvent } from '../../activities/events';
 import { Department, DepartmentMember, type DepartmentRole } from '../../entities/department';
+import { FirewallFilter, FirewallRule, ServiceSetting } from '../../entities/firewall';
 import { Machine } from '../../entities/machine';
 import { MachineTemplate } from '../../entities/machine-template';
+import { Network } from '../../entities/network';
 import { User } from '../../entities/user';
-import { libvirtNames } from '../../workflows/shared';
+import { ensureDepartmentFilterRow } from '../../firewall/load';
+import { firewallWorkflowId, flushWorkflowId, libvirtNames } from '../../workflows/shared';
 import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, refused } from '../errors';
 import { canViewDepartment, canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
@@ -20,7 +25,6 @@ import { route, type RouteSpec } from '../route';
 import {
   CreateDepartmentBody,
   CreateTemplateBody,
-  DepartmentSchema,
   IdParams,
   MemberBody,
   MemberParams,
@@ -31,7 +35,9 @@ import {
   UpdateDepartmentBody,
   UpdateTemplateBody,
 } from '../schemas';
-import { departmentView, templateView } from '../views';
+import { DepartmentWithPolicySchema as DepartmentSchema } from '../schemas-firewall';
+import { departmentView as baseDepartmentView, templateView } from '../views';
+import { assertNoneRunning, filtersIncluding, filterView } from './firewall';
 import { decodeCursor, encodeCursor } from './machines';
 import { isDuplicate, userEvent } from './users';
 
@@ -52,6 +58,15 @@ async function event(
     departmentId: resource === 'departments' ? id : null,
     dedupeKey: `api:${randomUUID()}`,
   });
+}
+
+/** A department as the API shows it: {@link baseDepartmentView} with its firewall preset. */
+export function departmentView(
+  d: Department,
+  myRole: DepartmentRole | null,
+  members?: Array<{ userId: string; role: DepartmentRole }>,
+) {
+  return { ...baseDepartmentView(d, myRole, members), firewallPolicy: d.firewallPolicy };
 }
 
 function page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number) {
@@ -152,6 +167,7 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
               networkName: body.networkName ?? null,
             });
             const d = await m.findOneOrFail(Department, { where: { id: ids.resource } });
+            await ensureDepartmentFilterRow(m, d.id, d.name);
             await event(m, 'departments', 'create', d.id, { department: departmentView(d, null) }, p);
             return d;
           });
@@ -189,6 +205,14 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
               },
             );
             const d = await m.findOneOrFail(Department, { where: { id: params.id } });
+            if (body.name !== undefined) {
+              // The department filter's display name follows the department's (its libvirt name never changes).
+              await m.update(
+                FirewallFilter,
+                { kind: 'department', departmentId: d.id },
+                { name: `department ${d.name}`.slice(0, 100) },
+              );
+            }
             await event(m, 'departments', 'update', d.id, { department: departmentView(d, null) }, p);
             return d;
           });
@@ -203,17 +227,64 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
       method: 'delete',
       path: '/api/departments/:id',
       tag: 'departments',
-      summary: 'Delete a department with no machines (admins)',
+      summary: 'Delete a department with no machines and no networks (admins), with its filters',
       params: IdParams,
-      problems: [403, 404, 422],
+      problems: [403, 404, 409, 422],
       responses: { 204: { description: 'deleted' } },
       async handler({ principal: p, params }) {
         const d = await visible(p, params.id);
         adminOnly(p, 'delete departments');
+        const scoped = await ctx.ds
+          .getRepository(FirewallFilter)
+          .find({ where: { departmentId: d.id }, select: { id: true, kind: true } });
+        // A firewall change of the department (or of one of its custom filters) must not race the delete.
+        await assertNoneRunning(ctx, [
+          firewallWorkflowId(d.id),
+          flushWorkflowId(d.id),
+          ...scoped.filter((f) => f.kind === 'custom').map((f) => firewallWorkflowId(f.id)),
+        ]);
         await ctx.ds.transaction(async (m) => {
+          // Lock the department row: a machine or network created meanwhile checks it exists.
+          await m.findOne(Department, { where: { id: d.id }, lock: { mode: 'pessimistic_write' } });
           if (await m.exists(Machine, { where: { departmentId: d.id } }))
             throw refused('the department has machines: destroy them first');
+          const networks = await m.find(Network, {
+            where: { departmentId: d.id },
+            select: { id: true, name: true },
+            order: { name: 'ASC' },
+          });
+          if (networks.length)
+            throw conflict(`the department has ${networks.length} network(s): delete them first`, {
+              networks: networks.map((n) => ({ id: n.id, name: n.name })),
+            });
+          const filters = await m.find(FirewallFilter, {
+            where: { departmentId: d.id },
+            lock: { mode: 'pessimistic_write' },
+          });
+          const filterIds = filters.map((f) => f.id);
+          const outside = (await filtersIncluding(m, filterIds)).filter((f) => !filterIds.includes(f.id));
+          if (outside.length)
+            throw conflict(
+              `filters of other departments include this department's custom filters: remove them first`,
+              { includedBy: outside.map((f) => ({ id: f.id, name: f.name, kind: f.kind })) },
+            );
           await event(m, 'departments', 'delete', d.id, { department: departmentView(d, null) }, p);
+          for (const f of filters.filter((x) => x.kind === 'custom')) {
+            await publishEvent(m, {
+              resource: 'firewall',
+              action: 'filter_deleted',
+              resourceId: f.id,
+              payload: { filterId: f.id, filter: filterView(f) },
+              actorId: p.id,
+              departmentId: d.id,
+              dedupeKey: `api:${randomUUID()}`,
+            });
+          }
+          if (filterIds.length) {
+            await m.delete(FirewallRule, { filterId: In(filterIds) });
+            await m.delete(FirewallFilter, { id: In(filterIds) });
+          }
+          await m.delete(ServiceSetting, { scope: 'department', scopeId: d.id });
           const former = await m.find(DepartmentMember, { where: { departmentId: d.id } });
           await m.delete(DepartmentMember, { departmentId: d.id });
           await m.delete(Department, { id: d.id });

@@ -36,6 +36,7 @@ import {
   PowerBody,
 } from '../schemas';
 import { machineView, type MachineView } from '../views';
+import { visibleNetwork } from './networks';
 
 const LIST_COLUMNS = [
   'id',
@@ -110,6 +111,31 @@ async function nameTaken(ctx: ApiContext, departmentId: string, name: string): P
       errors: [{ field: 'name', message: 'taken' }],
     });
   }
+}
+
+/**
+ * The network a new machine attaches to: one the caller may see (else 404), usable by the department
+ * (shared or the department's), active, and on the host the machine goes to. Resolved to its libvirt name
+ * and host for the createMachine input.
+ */
+async function machineNetwork(
+  ctx: ApiContext,
+  p: Principal,
+  networkId: string,
+  departmentId: string,
+): Promise<{ networkName: string; hostName: string }> {
+  const n = await visibleNetwork(ctx, p, networkId, 'networkId');
+  if (n.departmentId !== null && n.departmentId !== departmentId)
+    throw refused('the network belongs to another department', 'networkId');
+  if (n.status !== 'active') throw refused(`the network is ${n.status}, not active`, 'networkId');
+  const host = await ctx.ds.getRepository(Host).findOne({ where: { id: n.hostId } });
+  if (!host) throw refused('the network has no host', 'networkId');
+  if (ctx.placementHost && ctx.placementHost !== host.name)
+    throw refused(
+      `the network is on host ${host.name}; machines are placed on ${ctx.placementHost}`,
+      'networkId',
+    );
+  return { networkName: n.internalName, hostName: host.name };
 }
 
 /** The machine routes. */
@@ -207,6 +233,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         }
         const template = await ctx.ds.getRepository(MachineTemplate).findOne({ where: { id: b.templateId } });
         if (!template) throw notFound('template', 'templateId');
+        const network = b.networkId ? await machineNetwork(ctx, p, b.networkId, dept.id) : null;
         await nameTaken(ctx, dept.id, b.name);
         const secrets =
           b.guestPassword !== undefined || b.productKey !== undefined
@@ -231,7 +258,8 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             ...(b.memory !== undefined ? { memoryMiB: b.memory } : {}),
             ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
             ...(b.start !== undefined ? { start: b.start } : {}),
-            ...(ctx.placementHost ? { hostName: ctx.placementHost } : {}),
+            ...(network ? { networkName: network.networkName, hostName: network.hostName } : {}),
+            ...(ctx.placementHost && !network ? { hostName: ctx.placementHost } : {}),
             ...(secrets ? { guestSecrets: secrets } : {}),
           },
           { ownerId, departmentId: dept.id, actorId: p.id },
@@ -243,13 +271,13 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ownerId,
           departmentId: dept.id,
           templateId: template.id,
-          hostName: ctx.placementHost ?? null,
+          hostName: network?.hostName ?? ctx.placementHost ?? null,
           cpu: b.cpu ?? template.cpu,
           memoryMiB: b.memory ?? template.memoryMiB,
           storageGiB: b.storage ?? template.storageGiB,
           os: template.os,
           macAddress: null,
-          networkName: null,
+          networkName: network?.networkName ?? null,
           linkedClone: false,
           sourceMachineId: null,
           pendingHardware: null,

@@ -364,7 +364,11 @@ describe('API access: every endpoint × every kind of caller', () => {
 
   it('the table covers every route of the app', () => {
     const table = new Set(rows.map((r) => `${r.method} ${r.route}`));
-    const routes = h.api.routes.map((r) => `${r.method.toUpperCase()} ${r.path}`);
+    // Firewall and network routes have tables of their own (firewall-access.test.ts, networks/api.test.ts),
+    // each checking that it covers every route of its tag.
+    const routes = h.api.routes
+      .filter((r) => r.tag !== 'firewall' && r.tag !== 'networks')
+      .map((r) => `${r.method.toUpperCase()} ${r.path}`);
     expect(routes.filter((r) => !table.has(r))).toEqual([]);
   });
 

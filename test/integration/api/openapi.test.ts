@@ -99,6 +99,60 @@ describe('OpenAPI document and health', () => {
     expect(schema.properties.name).toMatchObject({ minLength: 1, maxLength: 100 });
   });
 
+  it('documents the firewall routes: every one, the rule body checkUserRule enforces, 202s with operations', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the document is JSON read loosely
+    type Json = any;
+    const doc = (await h.call('GET', '/api/openapi.json')).body as {
+      paths: Record<string, Record<string, Json>>;
+      components: { schemas: Record<string, Json> };
+    };
+    const firewall = [
+      'get /api/services',
+      'get /api/filters',
+      'post /api/filters',
+      'get /api/filters/{id}',
+      'patch /api/filters/{id}',
+      'delete /api/filters/{id}',
+      'post /api/filters/{id}/rules',
+      'put /api/filters/{id}/rules/{ruleId}',
+      'delete /api/filters/{id}/rules/{ruleId}',
+      'put /api/filters/{id}/includes',
+      'post /api/filters/flush',
+      'get /api/departments/{id}/policy',
+      'put /api/departments/{id}/policy',
+      'get /api/departments/{id}/services',
+      'put /api/departments/{id}/services/{serviceId}',
+      'get /api/machines/{id}/services',
+      'put /api/machines/{id}/services/{serviceId}',
+      'post /api/machines/{id}/filters',
+      'delete /api/machines/{id}/filters/{filterId}',
+      'put /api/machines/{id}/department',
+    ];
+    for (const r of firewall) {
+      const [method, p] = r.split(' ') as [string, string];
+      expect({ r, documented: !!doc.paths[p]?.[method] }).toEqual({ r, documented: true });
+    }
+    const ref = (s: { $ref: string }) => doc.components.schemas[s.$ref.split('/').pop()!];
+    const addRule = doc.paths['/api/filters/{id}/rules']!.post;
+    const rule = ref(addRule.requestBody.content['application/json'].schema);
+    expect(rule.additionalProperties).toBe(false);
+    expect(rule.required).toEqual(expect.arrayContaining(['action', 'direction', 'protocol']));
+    expect(rule.properties.protocol.enum).toEqual(expect.arrayContaining(['tcp', 'icmpv6', 'all-ipv6']));
+    expect(rule.properties.protocol.enum).not.toContain('mac');
+    expect(rule.properties.dstPortEnd).toMatchObject({ minimum: 1, maximum: 65535 });
+    expect(Object.keys(addRule.responses)).toEqual(
+      expect.arrayContaining(['202', '400', '401', '403', '404', '409']),
+    );
+    const accepted = ref(addRule.responses['202'].content['application/json'].schema);
+    expect(Object.keys(accepted.properties)).toEqual(['rule', 'operation']);
+    const move = doc.paths['/api/machines/{id}/department']!.put;
+    expect(Object.keys(move.responses)).toEqual(expect.arrayContaining(['202', '403', '404', '409', '422']));
+    expect(
+      ref(doc.paths['/api/departments/{id}']!.get.responses['200'].content['application/json'].schema)
+        .properties,
+    ).toHaveProperty('firewallPolicy');
+  });
+
   it('serves Swagger UI', async () => {
     const res = await fetch(`${h.url}/api/docs/`);
     expect(res.status).toBe(200);
