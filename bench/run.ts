@@ -5,12 +5,14 @@
 import 'reflect-metadata';
 import { benchApi } from './api';
 import { benchBinding } from './binding';
+import { benchFirewall } from './firewall';
 import { benchMachines } from './machines';
 
 const benches: Record<string, () => Promise<void>> = {
   binding: benchBinding,
   machines: benchMachines,
   api: benchApi,
+  firewall: benchFirewall,
 };
 
 async function main(): Promise<void> {

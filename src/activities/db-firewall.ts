@@ -614,6 +614,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       pushed: string[];
       unchanged: string[];
     }): Promise<void> {
+      await faults?.check('recordFlush', 'before');
       await event(dataSource.manager, {
         resource: 'firewall',
         action: 'flushed',
@@ -628,6 +629,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         departmentId: input.departmentId ?? null,
         dedupeKey: `${input.operationId}:firewall:flushed`,
       });
+      await faults?.check('recordFlush', 'after');
     },
   };
 }

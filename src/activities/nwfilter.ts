@@ -241,8 +241,10 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
 
     /** The current XML of each filter (null: absent): what an undo restores exactly. Read-only. */
     async readFilters(input: { names: string[] }): Promise<FilterSnapshot[]> {
+      await faults?.check('readFilters', 'before');
       const out: FilterSnapshot[] = [];
       for (const name of [...new Set(input.names)]) out.push({ name, xml: await xmlOf(name) });
+      await faults?.check('readFilters', 'after');
       return out;
     },
 
@@ -294,7 +296,10 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * would remove. Read-only, so an undo can be registered with exactly this snapshot.
      */
     async planPrune(input: { candidates: string[]; cascade?: boolean }): Promise<FilterSnapshot[]> {
-      return unused(input.candidates, input.cascade ?? true);
+      await faults?.check('planPrune', 'before');
+      const doomed = await unused(input.candidates, input.cascade ?? true);
+      await faults?.check('planPrune', 'after');
+      return doomed;
     },
 
     /**

@@ -177,13 +177,18 @@ export async function bootFromNetwork(libvirt: LibvirtProvider, machineId: strin
   await conn.defineDomain(serialize(root));
 }
 
-/** Creates a machine that boots from its NIC (see {@link bootFromNetwork}), starts it, and waits for its rules. */
+/**
+ * Creates a machine that boots from its NIC (see {@link bootFromNetwork}), starts it, and waits for its rules.
+ * Its id goes into `made` as soon as it exists, so the suite's clean-up finds it whatever happens next.
+ */
 export async function createNetbootMachine(
   stack: Stack,
   world: World,
+  made: string[],
   over: Record<string, unknown> = {},
 ): Promise<{ machineId: string; tap: string }> {
   const { machineId } = await createMachine(stack, world, { ...over, start: false });
+  made.push(machineId);
   await bootFromNetwork(stack.libvirt, machineId);
   await runMachineOperation(stack.env.client, 'powerMachine', { machineId, action: 'start', actorId: null });
   const { tap } = await waitForInstantiated(stack, machineId);

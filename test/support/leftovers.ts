@@ -47,3 +47,22 @@ export async function tracesOf(
 
 /** Nothing on the hypervisor for this machine. */
 export const NO_HYPERVISOR_TRACE = { domain: false, volume: false, vmFilter: false, bindings: 0 };
+
+/**
+ * The vmflow filters (department, custom, VM) among `names` that still exist in libvirt, and the bindings of
+ * any of them: what a firewall workflow or a destroy must not leave behind.
+ */
+export async function filterLeftovers(
+  names: string[],
+  deps: { libvirt: LibvirtProvider },
+): Promise<{ filters: string[]; bindings: string[] }> {
+  const conn = await deps.libvirt.get();
+  const filters: string[] = [];
+  for (const name of names) if (await exists(() => conn.lookupNWFilterByName(name))) filters.push(name);
+  const bindings: string[] = [];
+  for (const b of await conn.listAllNWFilterBindings()) {
+    const filter = await b.getFilterName().catch(() => null);
+    if (filter && names.includes(filter)) bindings.push(filter);
+  }
+  return { filters, bindings };
+}

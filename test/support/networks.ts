@@ -67,8 +67,9 @@ export function subnets(b: number, from: number) {
     const conn = await stack.libvirt.get();
     const used = new Set<string>();
     for (const net of await conn.listAllNetworks()) {
-      for (const m of (await net.getXML({ inactive: true })).matchAll(/<ip address='10\.(\d+)\.(\d+)\./g))
-        used.add(`${m[1]}.${m[2]}`);
+      // A network another suite removes meanwhile has no XML any more: it uses nothing.
+      const xml = await net.getXML({ inactive: true }).catch(() => '');
+      for (const m of xml.matchAll(/<ip address='10\.(\d+)\.(\d+)\./g)) used.add(`${m[1]}.${m[2]}`);
     }
     for (const r of await stack.dataSource.getRepository(Network).find({ select: { cidr: true } }))
       if (r.cidr) used.add(r.cidr.split('.').slice(1, 3).join('.'));

@@ -187,12 +187,18 @@ export const SCENARIOS: Scenario[] = [
 ];
 
 /**
- * Runs every scenario, then replaces the histories folder's JSON files (nothing is removed unless every
- * scenario ran). Returns the files written.
+ * Runs every scenario (or those of the `only` workflows), then replaces the histories folder's JSON files of
+ * those workflows (nothing is removed unless every selected scenario ran). Recording only the workflows a
+ * change added keeps the older histories as the runs in flight recorded them. Returns the files written.
  */
-export async function recordHistories(h: WorkflowHarness, dir = HISTORIES_DIR): Promise<string[]> {
+export async function recordHistories(
+  h: WorkflowHarness,
+  dir = HISTORIES_DIR,
+  only?: readonly string[],
+): Promise<string[]> {
+  const selected = SCENARIOS.filter((s) => !only?.length || only.includes(s.workflow));
   const recorded: Array<{ file: string; text: string }> = [];
-  for (const scenario of SCENARIOS) {
+  for (const scenario of selected) {
     const hostName = uniqueId('host');
     const stubs = createStubs({ hostName, ...scenario.stubs(hostName) });
     const history = await h.withWorkers(stubs, async (run) =>
@@ -207,7 +213,9 @@ export async function recordHistories(h: WorkflowHarness, dir = HISTORIES_DIR): 
     });
   }
   mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(dir)) if (f.endsWith('.json')) rmSync(path.join(dir, f));
+  const replaced = new Set(selected.map((s) => s.workflow));
+  for (const f of readdirSync(dir))
+    if (f.endsWith('.json') && replaced.has(f.split('.')[0] as WorkflowName)) rmSync(path.join(dir, f));
   for (const { file, text } of recorded) writeFileSync(file, text);
   return recorded.map((r) => r.file);
 }

@@ -1,6 +1,7 @@
 /**
  * Regenerates test/workflows/histories/*.json (see history-scenarios.ts):
- *   npx tsx test/workflows/record-histories.ts
+ *   npx tsx test/workflows/record-histories.ts [workflowName …]
+ * With workflow names, only their histories are re-recorded (the others stay as recorded).
  * Uses the Temporal server at TEMPORAL_ADDRESS, or starts the pinned dev server (TEMPORAL_CLI, else
  * .tools/temporal) on a free port for the duration of the run.
  */
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   try {
     const h = await WorkflowHarness.create();
     try {
-      const files = await recordHistories(h);
+      const files = await recordHistories(h, undefined, process.argv.slice(2));
       for (const f of files) console.log(`wrote ${path.relative(root, f)}`);
     } finally {
       await h.teardown();

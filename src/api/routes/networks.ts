@@ -8,7 +8,6 @@
  * those of their departments.
  */
 import { In, IsNull, Not, type FindOptionsWhere } from 'typeorm';
-import { OperationConflictError } from '../../client/machine-operations';
 import { machinesOn, vmflowNetworksOn, designOf } from '../../activities/db-network';
 import { createNetworkActivities, type DomainOnNetwork } from '../../activities/network';
 import { Department } from '../../entities/department';
@@ -142,32 +141,6 @@ async function domainsOn(
   } catch (err) {
     ctx.logger.warn({ err }, 'could not list the host domains; the workflow will check');
     return [];
-  }
-}
-
-/** Starts a network operation, naming a conflict as the network's. */
-async function startNetworkOperation(
-  ctx: ApiContext,
-  opts: Parameters<ApiContext['operations']['startResource']>[0],
-) {
-  try {
-    return await ctx.operations.startResource(opts);
-  } catch (err) {
-    if (err instanceof OperationConflictError) {
-      throw new ProblemError(
-        409,
-        `another operation is running on this network: ${err.runningType ?? 'unknown'} ${err.runningOperationId ?? err.runningWorkflowId}`,
-        {
-          title: 'Operation in progress',
-          runningOperation: {
-            id: err.runningOperationId,
-            type: err.runningType,
-            workflowId: err.runningWorkflowId,
-          },
-        },
-      );
-    }
-    throw err;
   }
 }
 
@@ -305,7 +278,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.vlanId !== undefined ? { vlanId: b.vlanId } : {}),
           ...(b.bandwidth !== undefined ? { bandwidth: b.bandwidth } : {}),
         };
-        const operation = await startNetworkOperation(ctx, {
+        const operation = await ctx.operations.startResource({
           workflow: 'createNetwork',
           workflowId: networkWorkflowId(networkId),
           type: 'create_network',
@@ -415,7 +388,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.cidr !== undefined ? { cidr: b.cidr } : {}),
           ...(b.gateway !== undefined ? { gateway: b.gateway } : {}),
         };
-        const operation = await startNetworkOperation(ctx, {
+        const operation = await ctx.operations.startResource({
           workflow: 'updateNetwork',
           workflowId: networkWorkflowId(n.id),
           type: 'update_network',
@@ -468,7 +441,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
             domains,
           });
         }
-        const operation = await startNetworkOperation(ctx, {
+        const operation = await ctx.operations.startResource({
           workflow: 'deleteNetwork',
           workflowId: networkWorkflowId(n.id),
           type: 'delete_network',

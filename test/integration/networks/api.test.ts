@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { type Department } from '../../../src/entities/department';
 import { Machine } from '../../../src/entities/machine';
 import { type MachineTemplate } from '../../../src/entities/machine-template';
+import { In } from 'typeorm';
 import { Network } from '../../../src/entities/network';
 import { OperationRequest } from '../../../src/entities/operation-request';
 import { type User } from '../../../src/entities/user';
@@ -53,15 +54,25 @@ describe('/api/networks on the real stack', () => {
       `operation ${id}`,
       120_000,
     );
-  const libvirtNetworkNames = async () =>
-    Promise.all((await (await stack.libvirt.get()).listAllNetworks()).map((n) => n.getName()));
-  const counts = async () => ({
-    rows: await stack.dataSource.getRepository(Network).count(),
-    requests: await stack.dataSource
-      .getRepository(OperationRequest)
-      .count({ where: { resource: 'networks' } }),
-    libvirt: (await libvirtNetworkNames()).filter((n) => n.startsWith('vmflow-net-')).length,
-  });
+  /**
+   * What this suite's requests can have made: network rows and operation requests of its users, and the
+   * vmflow libvirt networks that no other suite's row accounts for (other suites may run alongside).
+   */
+  const counts = async () => {
+    const actors = [admin.id, alice.id, bob.id];
+    const rows = await stack.dataSource.getRepository(Network).find({ select: { id: true } });
+    const names = await Promise.all(
+      (await (await stack.libvirt.get()).listAllNetworks()).map((n) => n.getName().catch(() => '')),
+    );
+    const known = new Set(rows.map((r) => libvirtNames.network(r.id)));
+    return {
+      rows: rows.filter((r) => made.includes(r.id)).length,
+      requests: await stack.dataSource
+        .getRepository(OperationRequest)
+        .count({ where: { resource: 'networks', actorId: In(actors) } }),
+      orphanLibvirt: names.filter((n) => n.startsWith('vmflow-net-') && !known.has(n)).length,
+    };
+  };
   /** Creates a network over HTTP and waits for it. */
   const createNetwork = async (body: Record<string, unknown> = {}) => {
     const s = await nextSubnet(stack);
@@ -172,16 +183,15 @@ describe('/api/networks on the real stack', () => {
       ['an unknown department', { mode: 'nat', ...s, departmentId: randomUUID() }, 404, ['departmentId']],
     ])('%s (%j) → %i naming %j', async (_what, body, status, fields) => {
       const before = await counts();
-      const r = await h.call('POST', '/api/networks', {
-        as: admin,
-        body: { name: `bad-${randomUUID().slice(0, 6)}`, ...body },
-      });
+      const name = `bad-${randomUUID().slice(0, 6)}`;
+      const r = await h.call('POST', '/api/networks', { as: admin, body: { name, ...body } });
       expect(r.status).toBe(status);
       expect(r.headers.get('content-type')).toMatch(/application\/problem\+json/);
       const named = (r.body.errors ?? []).map((e: { field: string }) => e.field);
       for (const f of fields) expect(named).toContain(f);
       if (status === 422) expect(r.body.detail).toMatch(/'sfq' queueing discipline/);
       expect(await counts()).toEqual(before);
+      expect(await stack.dataSource.getRepository(Network).exists({ where: { name } })).toBe(false);
     });
 
     it('a name or bridge another network holds → 409', async () => {
