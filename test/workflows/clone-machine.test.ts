@@ -106,25 +106,33 @@ describe('cloneMachine: a failure at every step compensates in reverse and unloc
     },
     { step: 'record', call: 'insertMachine', type: FailureType.NameTaken, undos: [unlock] },
     { step: 'createVolume', call: 'createVolume', undos: ['deleteVolume', unlock] },
-    { step: 'ensureDepartmentFilter', call: 'ensureDepartmentFilter', undos: ['deleteVolume', unlock] },
-    { step: 'createVmFilter', call: 'ensureVmFilter', undos: ['removeVmFilter', 'deleteVolume', unlock] },
+    {
+      step: 'ensureDepartmentFilter',
+      call: 'ensureDepartmentFilter',
+      undos: ['pruneFilters', 'deleteVolume', unlock],
+    },
+    {
+      step: 'createVmFilter',
+      call: 'ensureVmFilter',
+      undos: ['removeVmFilter', 'pruneFilters', 'deleteVolume', unlock],
+    },
     {
       step: 'defineDomain',
       call: 'defineDomain',
-      undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume', unlock],
+      undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume', unlock],
     },
     {
       step: 'finalize',
       call: 'setMachineStatus:off',
       onSource: false,
-      undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume', unlock],
+      undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume', unlock],
     },
     // The source is unlocked before the clone is finalized: a failure there undoes the clone.
     {
       step: 'unlockSource',
       call: 'setMachineStatus:off',
       onSource: true,
-      undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume', unlock],
+      undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume', unlock],
     },
   ];
 

@@ -2,7 +2,12 @@
  * createMachine against the real dev server with stubbed activities: the happy paths, a failure at
  * every step (exactly the undos registered so far run, newest first), cancellation, the progress query.
  */
-import { FailureType, type CreateMachineInput, progressQuery } from '../../src/workflows/shared';
+import {
+  FailureType,
+  type CreateMachineInput,
+  libvirtNames,
+  progressQuery,
+} from '../../src/workflows/shared';
 import {
   WorkflowHarness,
   expectOperationFailure,
@@ -46,6 +51,7 @@ const FORWARD = [
 const UNDO_STEP: Record<string, string> = {
   deleteVolume: 'createVolume',
   removeVmFilter: 'createVmFilter',
+  pruneFilters: 'ensureDepartmentFilter',
   undefineDomain: 'defineDomain',
   forceOffDomain: 'startDomain',
 };
@@ -126,42 +132,43 @@ describe('createMachine: a failure at every step compensates exactly what was re
       call: 'ensureDepartmentFilter',
       start: true,
       type: INJECTED,
-      undos: ['deleteVolume'],
+      // Only department/custom filters nothing on the host uses any more are pruned.
+      undos: ['pruneFilters', 'deleteVolume'],
     },
     {
       step: 'createVmFilter',
       call: 'ensureVmFilter',
       start: true,
       type: INJECTED,
-      undos: ['removeVmFilter', 'deleteVolume'],
+      undos: ['removeVmFilter', 'pruneFilters', 'deleteVolume'],
     },
     {
       step: 'defineDomain',
       call: 'defineDomain',
       start: true,
       type: INJECTED,
-      undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume'],
+      undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume'],
     },
     {
       step: 'startDomain',
       call: 'startDomain',
       start: true,
       type: INJECTED,
-      undos: ['forceOffDomain', 'undefineDomain', 'removeVmFilter', 'deleteVolume'],
+      undos: ['forceOffDomain', 'undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume'],
     },
     {
       step: 'finalize',
       call: 'setMachineStatus:running',
       start: true,
       type: FailureType.IllegalTransition,
-      undos: ['forceOffDomain', 'undefineDomain', 'removeVmFilter', 'deleteVolume'],
+      undos: ['forceOffDomain', 'undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume'],
     },
     {
       step: 'finalize',
       call: 'setMachineStatus:off',
       start: false,
       type: INJECTED,
-      undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume'],
+      undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume'],
     },
   ];
 
@@ -190,7 +197,11 @@ describe('createMachine: a failure at every step compensates exactly what was re
         'finishOperation:failed',
       ]);
       // Undo inputs name this machine's resources only.
-      for (const undo of undos) expect(JSON.stringify(stubs.inputs(undo)[0])).toContain(input.machineId);
+      for (const undo of undos.filter((u) => u !== 'pruneFilters'))
+        expect(JSON.stringify(stubs.inputs(undo)[0])).toContain(input.machineId);
+      // The prune names the department's filter only, never another machine's.
+      for (const prune of stubs.inputs<{ candidates: string[] }>('pruneFilters'))
+        expect(prune.candidates).toEqual([libvirtNames.departmentFilter(input.departmentId)]);
       expect(stubs.inputs('failMachine')[0]).toMatchObject({
         machineId: input.machineId,
         error: `injected failure in ${call}`,
@@ -227,9 +238,10 @@ describe('createMachine: a failure at every step compensates exactly what was re
       await expectOperationFailure(handle.result(), INJECTED);
     });
 
-    expect(stubs.labels().slice(-5)).toEqual([
+    expect(stubs.labels().slice(-6)).toEqual([
       'undefineDomain',
       'removeVmFilter',
+      'pruneFilters',
       'deleteVolume',
       'failMachine',
       'finishOperation:failed',
@@ -284,7 +296,7 @@ describe('createMachine: progress and cancellation', () => {
 
   it.concurrent.each([
     { blocked: 'createVolume', undos: ['deleteVolume'] },
-    { blocked: 'defineDomain', undos: ['undefineDomain', 'removeVmFilter', 'deleteVolume'] },
+    { blocked: 'defineDomain', undos: ['undefineDomain', 'removeVmFilter', 'pruneFilters', 'deleteVolume'] },
   ])(
     'cancel while $blocked runs: it is told, then $undos run, the row is deleted, the operation is cancelled',
     async ({ blocked, undos }) => {

@@ -49,7 +49,7 @@ const HEAD = [
   'setMachineStatus:destroying',
   'getDomainState',
 ];
-const REMOVE = ['undefineDomain', 'deleteVolume', 'removeVmFilter', 'deleteMachine'];
+const REMOVE = ['undefineDomain', 'deleteVolume', 'removeVmFilter', 'pruneFilters', 'deleteMachine'];
 
 describe('destroyMachine', () => {
   it.concurrent.each([

@@ -36,7 +36,7 @@ import {
 import { type ApiContext } from '../context';
 import { conflict, conflictFromOperation, forbidden, notFound, refused } from '../errors';
 import { type OperationView } from '../operations';
-import { belongsTo, canViewMachine, type Principal } from '../permissions';
+import { belongsTo, type Principal } from '../permissions';
 import {
   canCreateFilter,
   canEditDepartmentFirewall,
@@ -75,7 +75,7 @@ import {
   ServiceSchema,
   UpdateFilterBody,
 } from '../schemas-firewall';
-import { decodeCursor, encodeCursor } from './machines';
+import { decodeCursor, encodeCursor, visibleMachine } from './machines';
 
 /** How long a change waits for a running change of the same scope before answering 409. */
 export const SCOPE_WAIT_MS = 30_000;
@@ -138,12 +138,6 @@ async function editableFilter(ctx: ApiContext, p: Principal, id: string): Promis
   const lf = await visibleFilter(ctx, p, id);
   if (!canEditFilter(p, lf)) throw forbidden('you may read this filter but not change it');
   return lf;
-}
-
-async function visibleMachine(ctx: ApiContext, p: Principal, id: string): Promise<Machine> {
-  const m = await ctx.ds.getRepository(Machine).findOne({ where: { id } });
-  if (!m || !canViewMachine(p, m)) throw notFound('machine');
-  return m;
 }
 
 async function visibleDepartment(ctx: ApiContext, p: Principal, id: string, field?: string) {

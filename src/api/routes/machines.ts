@@ -87,14 +87,14 @@ async function hostNames(ctx: ApiContext): Promise<Map<string, string>> {
 }
 
 /** Loads a machine the caller may see, else 404 (whether it exists or not). */
-async function visibleMachine(ctx: ApiContext, p: Principal, id: string): Promise<Machine> {
+export async function visibleMachine(ctx: ApiContext, p: Principal, id: string): Promise<Machine> {
   const m = await ctx.ds.getRepository(Machine).findOne({ where: { id } });
   if (!m || !canViewMachine(p, m)) throw notFound('machine');
   return m;
 }
 
 /** 409 when an operation is running on the machine (named). */
-async function assertIdle(ctx: ApiContext, m: Machine): Promise<void> {
+export async function assertIdle(ctx: ApiContext, m: Machine): Promise<void> {
   if (!m.currentOperationId) return;
   const running = await ctx.operations.view(m.currentOperationId).catch(() => null);
   if (running?.status === 'running') {

@@ -12,7 +12,6 @@ import { machinesOn, vmflowNetworksOn, designOf } from '../../activities/db-netw
 import { createNetworkActivities, type DomainOnNetwork } from '../../activities/network';
 import { Department } from '../../entities/department';
 import { Host } from '../../entities/host';
-import { Machine } from '../../entities/machine';
 import { Network } from '../../entities/network';
 import { lookupHostInterface } from '../../networks/host-interfaces';
 import {
@@ -32,7 +31,8 @@ import {
 } from '../../workflows/shared';
 import { type ApiContext } from '../context';
 import { badRequest, conflict, forbidden, notFound, ProblemError, refused } from '../errors';
-import { belongsTo, canOperateMachine, canViewMachine, isAdmin, type Principal } from '../permissions';
+import { belongsTo, canOperateMachine, isAdmin, type Principal } from '../permissions';
+import { assertIdle, visibleMachine } from './machines';
 import { route, type RouteSpec } from '../route';
 import { IdParams, OperationResponse } from '../schemas';
 import {
@@ -463,27 +463,19 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
     route({
       method: 'put',
       path: '/api/machines/:id/network',
-      tag: 'machines',
+      tag: 'networks',
       summary: "Move a machine's NIC to another network (live when it runs, where libvirt can)",
       params: IdParams,
       body: MachineNetworkBody,
       problems: [403, 404, 409, 422],
       responses: { 202: { description: 'accepted', schema: OperationResponse } },
       async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const m = await ctx.ds.getRepository(Machine).findOne({ where: { id: params.id } });
-        if (!m || !canViewMachine(p, m)) throw notFound('machine');
+        const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
         const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
         if (n.departmentId !== null && n.departmentId !== m.departmentId)
           throw refused("the network belongs to another department than the machine's", 'networkId');
-        if (m.currentOperationId) {
-          const running = await ctx.operations.view(m.currentOperationId).catch(() => null);
-          if (running?.status === 'running')
-            throw conflict(`another operation is running on this machine: ${running.type} ${running.id}`, {
-              title: 'Operation in progress',
-              runningOperation: { id: running.id, type: running.type, workflowId: running.workflowId },
-            });
-        }
+        await assertIdle(ctx, m);
         if (!HARDWARE_FROM.includes(m.status))
           throw refused(`cannot change the network of a machine that is ${m.status}`);
         if (n.status !== 'active') throw refused(`the network is ${n.status}, not active`, 'networkId');
