@@ -11,6 +11,9 @@
  * `maxHoldMs`, after which the relay moves on and delivers the row late if it ever commits. So clients get
  * events in id order, and the watermark is a safe "everything up to here" point for catch-up.
  *
+ * Holes are kept as ranges of ids, never as lists: after the table is emptied (or purged) AUTO_INCREMENT
+ * keeps counting while the watermark starts at MAX(id), so the first new id can lie millions above it.
+ *
  * Catch-up. A socket that connects with `lastEventId` is served on the relay's own queue, between two
  * polls: it gets the events it may see in (lastEventId, watermark], then joins its rooms, so the next poll
  * continues exactly after — no gap, no duplicate.
@@ -30,6 +33,36 @@ export interface RelayOptions {
   maxHoldMs?: number;
   /** Most events one catch-up sends before telling the client to reload instead (`relay:overflow`). */
   catchUpMax?: number;
+}
+
+/** Ids `lo..hi`, both included. */
+interface IdRange {
+  lo: number;
+  hi: number;
+}
+
+/** `range` less the parts that `cut` covers (both sorted or not; small lists). */
+function subtract(range: IdRange, cut: readonly IdRange[]): IdRange[] {
+  let parts: IdRange[] = [range];
+  for (const c of cut) {
+    parts = parts.flatMap((p) => {
+      if (c.hi < p.lo || c.lo > p.hi) return [p];
+      const left = c.lo > p.lo ? [{ lo: p.lo, hi: c.lo - 1 }] : [];
+      const right = c.hi < p.hi ? [{ lo: c.hi + 1, hi: p.hi }] : [];
+      return [...left, ...right];
+    });
+  }
+  return parts;
+}
+
+const overlaps = (a: IdRange, b: IdRange) => a.lo <= b.hi && b.lo <= a.hi;
+
+/** `(id BETWEEN ? AND ?) OR …` and its values, for a list of ranges. */
+function rangeSql(ranges: readonly IdRange[]): { sql: string; values: number[] } {
+  return {
+    sql: ranges.map(() => '(id BETWEEN ? AND ?)').join(' OR '),
+    values: ranges.flatMap((r) => [r.lo, r.hi]),
+  };
 }
 
 /** What the relay knows about a socket. */
@@ -55,10 +88,12 @@ export class EventRelay {
   private running = false;
   private loop: Promise<void> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly holeSince = new Map<number, number>();
-  private readonly skipped = new Set<number>();
-  /** Ids given up on while still held: delivered late if they commit (id → give-up time). */
-  private readonly late = new Map<number, number>();
+  /** Holes seen above the watermark, with when each was first seen. */
+  private holes: Array<IdRange & { since: number }> = [];
+  /** Holes stepped over (never to be waited for again). */
+  private skipped: IdRange[] = [];
+  /** Holes given up on while still held: their rows are delivered late if they commit. */
+  private late: Array<IdRange & { since: number; delivered: Set<number> }> = [];
   private readonly pollMs: number;
   private readonly batch: number;
   private readonly maxHoldMs: number;
@@ -141,8 +176,7 @@ export class EventRelay {
       for (const row of rows) {
         const id = Number(row.id);
         if (id > expected) {
-          const missing: number[] = [];
-          for (let h = expected; h < id; h++) if (!this.skipped.has(h)) missing.push(h);
+          const missing = subtract({ lo: expected, hi: id - 1 }, this.skipped);
           if (missing.length && !(await this.settleHole(missing))) {
             blocked = true;
             break;
@@ -162,15 +196,17 @@ export class EventRelay {
 
   private advance(to: number): void {
     this.mark = to;
-    for (const id of this.skipped) if (id <= to) this.skipped.delete(id);
-    for (const id of this.holeSince.keys()) if (id <= to) this.holeSince.delete(id);
+    this.skipped = this.skipped.filter((r) => r.hi > to);
+    this.holes = this.holes.filter((r) => r.hi > to);
   }
 
   /** True when the missing ids may be stepped over (no transaction holds them, or held too long). */
-  private async settleHole(missing: number[]): Promise<boolean> {
+  private async settleHole(missing: IdRange[]): Promise<boolean> {
     const now = Date.now();
-    const first = Math.min(...missing.map((id) => this.holeSince.get(id) ?? now));
-    for (const id of missing) if (!this.holeSince.has(id)) this.holeSince.set(id, now);
+    let first = now;
+    for (const h of this.holes) if (missing.some((m) => overlaps(h, m))) first = Math.min(first, h.since);
+    for (const m of missing)
+      if (!this.holes.some((h) => h.lo === m.lo && h.hi === m.hi)) this.holes.push({ ...m, since: now });
     if (first === now) return false; // new: most holes are commits a few ms away; look again next poll
     let held = false;
     let present = false;
@@ -182,13 +218,11 @@ export class EventRelay {
     }
     if (present) return false; // committed just now: the next query reads it in order
     if (held && now - first < this.maxHoldMs) return false;
-    for (const id of missing) {
-      this.skipped.add(id);
-      if (held) this.late.set(id, now);
-    }
+    this.skipped.push(...missing);
+    if (held) this.late.push(...missing.map((m) => ({ ...m, since: now, delivered: new Set<number>() })));
     if (held)
       this.logger.warn(
-        { ids: missing },
+        { ranges: missing },
         'event relay: moving past events still uncommitted; they will be delivered late',
       );
     return true;
@@ -199,7 +233,7 @@ export class EventRelay {
    * (a locking read with NOWAIT, in READ COMMITTED so that it takes no gap locks). Runs on the driver's
    * connection directly: the expected lock error is not a failure worth logging.
    */
-  private async probe(ids: number[]): Promise<number> {
+  private async probe(ranges: IdRange[]): Promise<number> {
     const qr = this.ds.createQueryRunner();
     try {
       const conn = (await qr.connect()) as {
@@ -212,9 +246,10 @@ export class EventRelay {
       await q('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await q('START TRANSACTION');
       try {
+        const where = rangeSql(ranges);
         const rows = await q(
-          `SELECT id FROM \`event\` WHERE id IN (${ids.map(() => '?').join(',')}) LOCK IN SHARE MODE NOWAIT`,
-          ids,
+          `SELECT id FROM \`event\` WHERE ${where.sql} LOCK IN SHARE MODE NOWAIT`,
+          where.values,
         );
         return (rows as unknown[]).length;
       } finally {
@@ -226,19 +261,31 @@ export class EventRelay {
   }
 
   private async deliverLate(): Promise<void> {
-    if (!this.late.size) return;
     const now = Date.now();
-    for (const [id, since] of this.late) if (now - since > 5 * 60_000) this.late.delete(id);
-    const ids = [...this.late.keys()];
-    if (!ids.length) return;
+    this.late = this.late.filter((r) => now - r.since <= 5 * 60_000);
+    if (!this.late.length) return;
+    const params: Record<string, number> = {};
+    const where = this.late
+      .map((l, i) => {
+        params[`lo${i}`] = l.lo;
+        params[`hi${i}`] = l.hi;
+        return `(e.id BETWEEN :lo${i} AND :hi${i})`;
+      })
+      .join(' OR ');
     const rows = await this.ds
       .getRepository(Event)
       .createQueryBuilder('e')
-      .where('e.id IN (:...ids)', { ids })
+      .where(where, params)
       .orderBy('e.id', 'ASC')
       .getMany();
-    for (const r of rows) this.late.delete(Number(r.id));
-    if (rows.length) await this.deliver(rows);
+    const fresh = rows.filter((r) => {
+      const id = Number(r.id);
+      const range = this.late.find((l) => l.lo <= id && id <= l.hi)!;
+      if (range.delivered.has(id)) return false;
+      range.delivered.add(id);
+      return true;
+    });
+    if (fresh.length) await this.deliver(fresh);
   }
 
   private async deliver(rows: Event[]): Promise<void> {
