@@ -139,6 +139,24 @@ ensure_mariadb() {
   fi
 }
 
+redis_reachable() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+
+# Redis carries the event wake-ups (pub/sub only, nothing on disk). Only for the local default.
+ensure_redis() {
+  case "${REDIS_URL-redis://127.0.0.1:6379}" in
+    redis://127.0.0.1:6379*|redis://localhost:6379*) ;;
+    *) return ;;
+  esac
+  command -v redis-server >/dev/null || { log "installing Redis"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+  if ! redis_reachable; then
+    log "starting Redis on 127.0.0.1:6379 (no persistence)"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/vmflow.log
+    wait_for 15 redis_reachable || die "Redis did not come up on 127.0.0.1:6379"
+  fi
+}
+
 ensure_database() {
   log "migrating database ${DATABASE_URL:-mysql://root@127.0.0.1:3306/vmflow}"
   npx --no-install tsx src/entities/migrate.ts
@@ -160,6 +178,7 @@ case "${1:-all}" in
     bash scripts/libvirtd.sh start
     ensure_host_resources
     ensure_mariadb
+    ensure_redis
     ensure_database
     ;;
   *) die "usage: $0 [all|native]" ;;

@@ -17,6 +17,14 @@ const schema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
   LIBVIRT_URI: z.string().default('qemu:///system'),
+  /**
+   * Redis for event wake-ups (pub/sub only; it stores nothing). Empty: no wake-ups, relays poll. Redis
+   * being down never stops delivery: relays then poll quickly until it is back.
+   */
+  REDIS_URL: z
+    .string()
+    .refine((v) => v === '' || /^rediss?:\/\//.test(v), 'a redis:// or rediss:// URL, or empty')
+    .default('redis://127.0.0.1:6379'),
   /** The hypervisor host this worker serves; its activities run on task queue `host-<HOST_NAME>`. */
   HOST_NAME: z
     .string()

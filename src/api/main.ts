@@ -7,6 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
+import { eventWakeSubscriber, redisWaker, redisWakeSource } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { createApp } from './app';
 import { ensureAdmin } from './auth';
@@ -15,7 +16,12 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ level: config.LOG_LEVEL });
   for (const w of config.warnings) logger.warn(`WARNING: ${w}`);
-  const dataSource = createDataSource(config.DATABASE_URL, { poolSize: 20 });
+  // Events this process writes (logins, users, departments) wake every relay, as the worker's do.
+  const waker = config.REDIS_URL ? redisWaker(config.REDIS_URL, logger) : null;
+  const dataSource = createDataSource(config.DATABASE_URL, {
+    poolSize: 20,
+    subscribers: waker ? [eventWakeSubscriber(waker)] : [],
+  });
   await dataSource.initialize();
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
@@ -34,6 +40,7 @@ async function main(): Promise<void> {
     libvirt,
     logger,
     version: process.env.npm_package_version,
+    ...(config.REDIS_URL ? { relay: { wake: redisWakeSource(config.REDIS_URL, logger) } } : {}),
   });
   const { url } = await api.listen(config.PORT, process.env.API_HOST ?? '127.0.0.1');
   logger.info(`api listening on ${url} (docs: ${url}/api/docs)`);
@@ -47,6 +54,7 @@ async function main(): Promise<void> {
     await connection.close();
     await libvirt.close().catch(() => undefined);
     await dataSource.destroy();
+    await waker?.close();
     process.exit(0);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());

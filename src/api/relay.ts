@@ -1,7 +1,11 @@
 /**
- * The event relay (DESIGN decision 7): polls the event table for rows above its watermark (every
- * `pollMs`, `batch` rows at a time) and emits each as `<resource>:<action>` to the rooms allowed to see it
+ * The event relay (DESIGN decisions 7 and 10): reads the event table for rows above its watermark
+ * (`batch` rows at a time) and emits each as `<resource>:<action>` to the rooms allowed to see it
  * (src/api/permissions.ts). Each API process runs one; events are written by activities in any worker.
+ *
+ * When. With a wake source (Redis pub/sub, src/events/wake.ts) the relay looks as soon as a writer says
+ * an event committed, and otherwise every `fallbackPollMs`; without one, or while it is down, every
+ * `pollMs`. A tick that stopped at a new hole looks again after `holeRecheckMs`.
  *
  * Ordering. Auto-increment ids are assigned at insert but become visible at commit, so a row can appear
  * after a higher one (a hole that fills later), and ids lost to rolled-back or ignored inserts leave holes
@@ -22,12 +26,20 @@ import { type Logger } from 'pino';
 import { type Server, type Socket } from 'socket.io';
 import { type DataSource } from 'typeorm';
 import { Event } from '../entities/event';
+import { type WakeSource } from '../events/wake';
 import { EventRouter, eventName, loadVisibleEvents, toClientEvent, type RoutedEvent } from './events';
 import { loadPrincipal, roomsForEvent, roomsForPrincipal, type Principal } from './permissions';
 
 /** Relay tuning. */
 export interface RelayOptions {
+  /** Poll period without a wake source, or while it is down. */
   pollMs?: number;
+  /** Wake-ups from writers (Redis pub/sub); the relay then polls only every `fallbackPollMs`. */
+  wake?: WakeSource;
+  /** Poll period while the wake source is connected (a safety net for lost wake-ups). */
+  fallbackPollMs?: number;
+  /** How soon a tick that stopped at a new hole looks again. */
+  holeRecheckMs?: number;
   batch?: number;
   /** How long to wait for a hole held by an open transaction before moving on. */
   maxHoldMs?: number;
@@ -95,10 +107,18 @@ export class EventRelay {
   /** Holes given up on while still held: their rows are delivered late if they commit. */
   private late: Array<IdRange & { since: number; delivered: Set<number> }> = [];
   private readonly pollMs: number;
+  private readonly fallbackPollMs: number;
+  private readonly holeRecheckMs: number;
   private readonly batch: number;
+  private wakeConnected = false;
+  private recheckSoon = false;
+  /** Set by a wake-up; the loop's wait ends at once when set. */
+  private poked = false;
+  private wakeWaiter: (() => void) | null = null;
   private readonly maxHoldMs: number;
   private readonly catchUpMax: number;
   private readonly listeners = new Set<(events: RoutedEvent[]) => void>();
+  private readonly wake: WakeSource | null;
 
   constructor(
     private readonly ds: DataSource,
@@ -107,6 +127,9 @@ export class EventRelay {
   ) {
     this.router = new EventRouter(ds);
     this.pollMs = opts.pollMs ?? 100;
+    this.fallbackPollMs = opts.fallbackPollMs ?? 1_000;
+    this.holeRecheckMs = opts.holeRecheckMs ?? 20;
+    this.wake = opts.wake ?? null;
     this.batch = opts.batch ?? 500;
     this.maxHoldMs = opts.maxHoldMs ?? 10_000;
     this.catchUpMax = opts.catchUpMax ?? 5_000;
@@ -134,10 +157,17 @@ export class EventRelay {
       .getRawOne<{ max: string | null }>();
     this.mark = Number(row?.max ?? 0);
     this.running = true;
+    this.wake?.subscribe(
+      () => this.poke(),
+      (up) => {
+        this.wakeConnected = up;
+        this.poke(); // (re)connected: wake-ups may have been lost meanwhile; dropped: poll quickly now
+      },
+    );
     this.loop = (async () => {
       while (this.running) {
-        await this.enqueue(() => this.tick());
-        await sleep(this.pollMs);
+        const soon = await this.enqueue(() => this.tick());
+        await this.idle(soon ? this.holeRecheckMs : this.wakeConnected ? this.fallbackPollMs : this.pollMs);
       }
     })();
   }
@@ -145,8 +175,39 @@ export class EventRelay {
   /** Stops polling (waits for the current tick). */
   async stop(): Promise<void> {
     this.running = false;
+    this.poke();
+    await this.wake?.close();
     await this.loop;
     await this.queue;
+  }
+
+  /** True while wake-ups arrive (the relay polls only as a fallback). */
+  get wakeUpsConnected(): boolean {
+    return this.wakeConnected;
+  }
+
+  /** Look now: ends the current wait, or the next one if a tick is running. */
+  private poke(): void {
+    this.poked = true;
+    this.wakeWaiter?.();
+  }
+
+  /** Waits `ms`, or less if poked. */
+  private async idle(ms: number): Promise<void> {
+    if (this.poked || !this.running) {
+      this.poked = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeWaiter = done;
+    });
+    this.wakeWaiter = null;
+    this.poked = false;
   }
 
   /** Runs `fn` on the relay's queue (never concurrently with a tick or another catch-up). */
@@ -159,8 +220,14 @@ export class EventRelay {
     return next;
   }
 
-  /** One poll: deliver what is committed above the watermark, in order. */
-  private async tick(): Promise<void> {
+  /**
+   * One poll: deliver what is committed above the watermark, in order. True when it stopped at a hole
+   * worth looking at again shortly (new, or filled meanwhile); a hole that a transaction holds is looked
+   * at on the usual cadence (its commit wakes the relay anyway).
+   */
+  private async tick(): Promise<boolean> {
+    let blocked = false;
+    this.recheckSoon = false;
     for (let round = 0; round < 20; round++) {
       const rows = await this.ds
         .getRepository(Event)
@@ -172,7 +239,6 @@ export class EventRelay {
       if (!rows.length) break;
       const ready: Event[] = [];
       let expected = this.mark + 1;
-      let blocked = false;
       for (const row of rows) {
         const id = Number(row.id);
         if (id > expected) {
@@ -192,6 +258,7 @@ export class EventRelay {
       if (blocked || rows.length < this.batch) break;
     }
     await this.deliverLate();
+    return blocked && this.recheckSoon;
   }
 
   private advance(to: number): void {
@@ -207,7 +274,10 @@ export class EventRelay {
     for (const h of this.holes) if (missing.some((m) => overlaps(h, m))) first = Math.min(first, h.since);
     for (const m of missing)
       if (!this.holes.some((h) => h.lo === m.lo && h.hi === m.hi)) this.holes.push({ ...m, since: now });
-    if (first === now) return false; // new: most holes are commits a few ms away; look again next poll
+    if (first === now) {
+      this.recheckSoon = true; // new: most holes are commits a few ms away; look again shortly
+      return false;
+    }
     let held = false;
     let present = false;
     try {
@@ -216,7 +286,10 @@ export class EventRelay {
       if (!isLockError(err)) throw err;
       held = true;
     }
-    if (present) return false; // committed just now: the next query reads it in order
+    if (present) {
+      this.recheckSoon = true; // committed just now: the next query reads it in order
+      return false;
+    }
     if (held && now - first < this.maxHoldMs) return false;
     this.skipped.push(...missing);
     if (held) this.late.push(...missing.map((m) => ({ ...m, since: now, delivered: new Set<number>() })));

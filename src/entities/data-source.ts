@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntitySubscriberInterface } from 'typeorm';
 import { User } from './user';
 import { Department, DepartmentMember } from './department';
 import { MachineTemplate } from './machine-template';
@@ -30,8 +30,14 @@ export const entities = [
   ServiceSetting,
 ];
 
-/** A TypeORM data source for a mysql:// URL (MySQL 8 or MariaDB). Migrations, never synchronize. */
-export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
+/**
+ * A TypeORM data source for a mysql:// URL (MySQL 8 or MariaDB). Migrations, never synchronize.
+ * `subscribers`: entity subscribers (the event wake-up publisher of src/events/wake.ts).
+ */
+export function createDataSource(
+  url: string,
+  opts: { poolSize?: number; subscribers?: Array<new () => EntitySubscriberInterface> } = {},
+): DataSource {
   return new DataSource({
     type: 'mysql',
     url,
@@ -43,5 +49,6 @@ export function createDataSource(url: string, opts: { poolSize?: number } = {}):
     charset: 'utf8mb4_unicode_ci',
     poolSize: opts.poolSize ?? 10,
     logging: ['error'],
+    subscribers: opts.subscribers ?? [],
   });
 }

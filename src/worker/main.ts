@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
+import { eventWakeSubscriber, redisWaker } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
@@ -18,7 +19,13 @@ async function main(): Promise<void> {
   for (const w of config.warnings) console.warn(`WARNING: ${w}`);
   const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
   await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
-  const dataSource = createDataSource(config.DATABASE_URL);
+  // Every event an activity commits wakes the API relays at once (they poll only as a fallback).
+  const waker = config.REDIS_URL
+    ? redisWaker(config.REDIS_URL, { warn: (o, m) => console.warn(m, o), info: (o, m) => console.log(m, o) })
+    : null;
+  const dataSource = createDataSource(config.DATABASE_URL, {
+    subscribers: waker ? [eventWakeSubscriber(waker)] : [],
+  });
   await dataSource.initialize();
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
@@ -39,6 +46,7 @@ async function main(): Promise<void> {
     await watch.stop();
     await connection.close();
     await dataSource.destroy();
+    await waker?.close();
     await libvirt.close();
   }
 }
