@@ -196,8 +196,11 @@ export const POWER_FROM: Readonly<Record<PowerAction, readonly MachineStatus[]>>
   resume: ['suspended'],
 };
 
-/** The statuses a hardware change starts from. */
+/** The statuses a hardware change (and a move to another network) starts from. */
 export const HARDWARE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
+
+/** The statuses a department change starts from: one table for the workflow, the plan activity and the API. */
+export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
 
 /** Input of powerMachine. */
 export interface PowerMachineInput extends OperationContext {
