@@ -294,9 +294,9 @@ export interface MarkStatusStep {
  * `from`), with an undo that puts `previous` (and `restore`) back and releases the machine, but only while
  * this operation still holds it (a later operation's status is never overwritten).
  */
-export function markMachineStatus(saga: Saga, step: MarkStatusStep): Promise<void> {
+export async function markMachineStatus(saga: Saga, step: MarkStatusStep): Promise<void> {
   const { base, previous, restore, requireNoLinkedClones } = step;
-  return saga.step(
+  await saga.step(
     step.name ?? 'markUpdating',
     () =>
       db.setMachineStatus({

@@ -6,7 +6,10 @@
  * their libvirt reference when garbage-collected; each keeps its connection alive. After
  * `Connection.close()` every call on the connection or on its objects rejects with
  * `LibvirtErrorCode.INVALID_CONN`.
-import { type NativeConnection, getNative } from '../native';
+ *
+ * This module: the connection (`native/src/connection.cc`), which opens every other object.
+ */
+import { type NativeConnection, type NativeConstantName, type TypedParamValue, getNative } from '../native';
 import { type DefineOptions, constant, flagsOf } from './common';
 import { type DomainStatsGroup, Domain, statsMask } from './domain';
 import {
@@ -21,7 +24,6 @@ import { NWFilter } from './nwfilter';
 import { NWFilterBinding } from './nwfilter-binding';
 import { StoragePool } from './storage-pool';
 import { StorageVolume } from './storage-volume';
-import { type TypedParamValue } from '../native';
 
 /** Host information (`virNodeGetInfo`). */
 export interface NodeInfo {
