@@ -270,9 +270,8 @@ export interface CreateNetworkInput extends OperationContext {
   hostName?: string;
 }
 
-/** Input of updateNetwork: only the fields given change. `null` removes (bandwidth, DHCP). */
-export interface UpdateNetworkInput extends OperationContext {
-  networkId: string;
+/** What an update of a network asks to change: only the fields given change. `null` removes (bandwidth, DHCP). */
+export interface NetworkChange {
   dhcpStart?: string | null;
   dhcpEnd?: string | null;
   /** The full list of static leases (replaces the current one). */
@@ -281,6 +280,11 @@ export interface UpdateNetworkInput extends OperationContext {
   /** Changing the subnet or gateway redefines the network (refused while running machines use it). */
   cidr?: string;
   gateway?: string;
+}
+
+/** Input of updateNetwork: the network and what to change in it. */
+export interface UpdateNetworkInput extends OperationContext, NetworkChange {
+  networkId: string;
   /** The network's department (null: shared), recorded so the operation's progress events reach its room. */
   departmentId?: string | null;
 }
