@@ -1,13 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { MachineStatus } from '../entities/machine-status';
-import {
-  db,
-  hostActivities,
-  hostUndo,
-  longRunningActivity,
-  markMachineStatus,
-  runOperation,
-} from './saga';
+import { db, hostActivities, hostUndo, longRunningActivity, markMachineStatus, runOperation } from './saga';
 import {
   FailureType,
   POWER_FROM,
