@@ -1,8 +1,9 @@
-import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
-import { type ChangeMachineDepartmentInput, type MachineOperationResult } from './shared';
-
-/** The statuses a department change starts from (DEPARTMENT_CHANGE_FROM of the DB activities). */
-const FROM = ['off', 'running', 'suspended'] as const;
+import { db, dbUndo, hostActivities, hostUndo, markMachineStatus, runOperation } from './saga';
+import {
+  DEPARTMENT_CHANGE_FROM,
+  type ChangeMachineDepartmentInput,
+  type MachineOperationResult,
+} from './shared';
 
 /**
  * Moves a VM to another department (workflow id `vm-<machineId>`): validate (the target exists, the owner is a
@@ -25,17 +26,7 @@ export async function changeMachineDepartment(
       if (plan.noop) return { machineId: m.id, status: m.status, outcome: 'noop' as const };
       const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
       const previous = m.status;
-      await saga.step(
-        'markUpdating',
-        () => db.setMachineStatus({ ...base, status: 'updating', from: [...FROM] }),
-        () =>
-          dbUndo.setMachineStatus({
-            ...base,
-            status: previous,
-            release: true,
-            onlyIfHeldBy: input.operationId,
-          }),
-      );
+      await markMachineStatus(saga, { base, status: 'updating', from: DEPARTMENT_CHANGE_FROM, previous });
       const host = hostActivities(m.hostName);
       const undo = hostUndo(m.hostName);
       const shared = plan.departmentFilterSpecs;

@@ -1,4 +1,4 @@
-import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
+import { db, hostActivities, hostUndo, markMachineStatus, runOperation } from './saga';
 import { HARDWARE_FROM, type ChangeMachineNetworkInput, type MachineOperationResult } from './shared';
 
 /**
@@ -20,18 +20,13 @@ export async function changeMachineNetwork(
     const undo = hostUndo(m.hostName);
     const base = { operationId, actorId, machineId };
     const previous = m.status;
-    await saga.step(
-      'markUpdating',
-      () => db.setMachineStatus({ ...base, status: 'updating', from: [...HARDWARE_FROM] }),
-      () =>
-        dbUndo.setMachineStatus({
-          ...base,
-          status: previous,
-          release: true,
-          onlyIfHeldBy: operationId,
-          fields: { networkName: m.networkName },
-        }),
-    );
+    await markMachineStatus(saga, {
+      base,
+      status: 'updating',
+      from: HARDWARE_FROM,
+      previous,
+      restore: { networkName: m.networkName },
+    });
     const nic = { internalName: m.internalName, machineId, mac: m.macAddress };
     const moved = await saga.step(
       'moveInterface',

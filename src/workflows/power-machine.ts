@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { MachineStatus } from '../entities/machine-status';
-import { db, dbUndo, hostActivities, hostUndo, longRunningActivity, runOperation } from './saga';
+import { db, hostActivities, hostUndo, longRunningActivity, markMachineStatus, runOperation } from './saga';
 import {
   FailureType,
   POWER_FROM,
@@ -63,23 +63,14 @@ export async function powerMachine(input: PowerMachineInput): Promise<MachineOpe
     const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
     const previous = m.status;
     if (rule.via) {
-      await saga.step(
-        'markTransient',
-        () =>
-          db.setMachineStatus({
-            ...base,
-            status: rule.via!,
-            from: rule.from,
-            requireNoLinkedClones: input.action === 'start',
-          }),
-        () =>
-          dbUndo.setMachineStatus({
-            ...base,
-            status: previous,
-            release: true,
-            onlyIfHeldBy: input.operationId,
-          }),
-      );
+      await markMachineStatus(saga, {
+        name: 'markTransient',
+        base,
+        status: rule.via,
+        from: rule.from,
+        previous,
+        requireNoLinkedClones: input.action === 'start',
+      });
     }
     let outcome: 'done' | 'timeout' = 'done';
     switch (input.action) {

@@ -16,6 +16,7 @@ import type { NetworkActivities } from '../activities/network';
 import type { LibvirtActivities } from '../activities/libvirt';
 import type { NwfilterActivities } from '../activities/nwfilter';
 import type { StorageActivities } from '../activities/storage';
+import type { MachineStatus } from '../entities/machine-status';
 import type { OperationResource, OperationType } from '../entities/operation';
 import { FailureType, hostTaskQueue, progressQuery, type StepRecord } from './shared';
 
@@ -268,4 +269,49 @@ export async function runOperation<T>(
     });
   });
   return result;
+}
+
+/** What {@link markMachineStatus} writes: the machine, the transient status and what undoing it restores. */
+export interface MarkStatusStep {
+  /** The step's name in the operation's progress (default `markUpdating`). */
+  name?: string;
+  /** Whose operation it is (every status write carries it). */
+  base: { operationId: string; actorId: string | null; machineId: string };
+  /** The status held while the operation runs (`updating`, `starting`, `stopping`). */
+  status: MachineStatus;
+  /** The statuses the operation starts from (any other fails the step: an illegal transition). */
+  from: readonly MachineStatus[];
+  /** The status the machine had: the undo puts it back. */
+  previous: MachineStatus;
+  /** Row fields the undo also puts back (what the operation may have written meanwhile). */
+  restore?: Parameters<ControlActivities['setMachineStatus']>[0]['fields'];
+  /** Refuse the transition while linked clones use this machine's disk (a start). */
+  requireNoLinkedClones?: boolean;
+}
+
+/**
+ * The first step of a machine operation that changes an existing machine: mark it `status` (from one of
+ * `from`), with an undo that puts `previous` (and `restore`) back and releases the machine, but only while
+ * this operation still holds it (a later operation's status is never overwritten).
+ */
+export async function markMachineStatus(saga: Saga, step: MarkStatusStep): Promise<void> {
+  const { base, previous, restore, requireNoLinkedClones } = step;
+  await saga.step(
+    step.name ?? 'markUpdating',
+    () =>
+      db.setMachineStatus({
+        ...base,
+        status: step.status,
+        from: [...step.from],
+        ...(requireNoLinkedClones !== undefined ? { requireNoLinkedClones } : {}),
+      }),
+    () =>
+      dbUndo.setMachineStatus({
+        ...base,
+        status: previous,
+        release: true,
+        onlyIfHeldBy: base.operationId,
+        ...(restore ? { fields: restore } : {}),
+      }),
+  );
 }

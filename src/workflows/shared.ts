@@ -196,8 +196,11 @@ export const POWER_FROM: Readonly<Record<PowerAction, readonly MachineStatus[]>>
   resume: ['suspended'],
 };
 
-/** The statuses a hardware change starts from. */
+/** The statuses a hardware change (and a move to another network) starts from. */
 export const HARDWARE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
+
+/** The statuses a department change starts from: one table for the workflow, the plan activity and the API. */
+export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
 
 /** Input of powerMachine. */
 export interface PowerMachineInput extends OperationContext {
@@ -267,9 +270,8 @@ export interface CreateNetworkInput extends OperationContext {
   hostName?: string;
 }
 
-/** Input of updateNetwork: only the fields given change. `null` removes (bandwidth, DHCP). */
-export interface UpdateNetworkInput extends OperationContext {
-  networkId: string;
+/** What an update of a network asks to change: only the fields given change. `null` removes (bandwidth, DHCP). */
+export interface NetworkChange {
   dhcpStart?: string | null;
   dhcpEnd?: string | null;
   /** The full list of static leases (replaces the current one). */
@@ -278,6 +280,11 @@ export interface UpdateNetworkInput extends OperationContext {
   /** Changing the subnet or gateway redefines the network (refused while running machines use it). */
   cidr?: string;
   gateway?: string;
+}
+
+/** Input of updateNetwork: the network and what to change in it. */
+export interface UpdateNetworkInput extends OperationContext, NetworkChange {
+  networkId: string;
   /** The network's department (null: shared), recorded so the operation's progress events reach its room. */
   departmentId?: string | null;
 }

@@ -1,4 +1,4 @@
-import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
+import { db, dbUndo, hostActivities, hostUndo, markMachineStatus, runOperation } from './saga';
 import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, libvirtNames } from './shared';
 
 /**
@@ -16,19 +16,14 @@ export async function updateMachineHardware(input: UpdateHardwareInput): Promise
     const ref = { internalName: m.internalName, machineId: m.id };
     const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
     const previous = m.status;
-    await saga.step(
-      'markUpdating',
-      () => db.setMachineStatus({ ...base, status: 'updating', from: [...HARDWARE_FROM] }),
-      () =>
-        dbUndo.setMachineStatus({
-          ...base,
-          status: previous,
-          release: true,
-          onlyIfHeldBy: input.operationId,
-          // Back to what it was, but the disk size: a grown disk cannot shrink (the growDisk undo records it).
-          fields: { cpu: m.cpu, memoryMiB: m.memoryMiB, pendingHardware: m.pendingHardware },
-        }),
-    );
+    await markMachineStatus(saga, {
+      base,
+      status: 'updating',
+      from: HARDWARE_FROM,
+      previous,
+      // Back to what it was, but the disk size: a grown disk cannot shrink (the growDisk undo records it).
+      restore: { cpu: m.cpu, memoryMiB: m.memoryMiB, pendingHardware: m.pendingHardware },
+    });
     const wantsCpuOrMemory = input.cpu !== undefined || input.memoryMiB !== undefined;
     const before = wantsCpuOrMemory ? await host.getDomainHardware(ref) : null;
     const change = { ...ref, cpu: input.cpu, memoryMiB: input.memoryMiB };

@@ -127,6 +127,28 @@ export function operationContext(): OperationContext {
 }
 
 /**
+ * The preamble of every workflow-test file: one {@link WorkflowHarness} for the file, created in
+ * `beforeAll` and torn down in `afterAll`. Call it at the top level of the file; the harness it returns
+ * stands for the one `beforeAll` makes (use it inside tests and hooks only).
+ */
+export function useWorkflowHarness(): WorkflowHarness {
+  let harness: WorkflowHarness | undefined;
+  beforeAll(async () => {
+    harness = await WorkflowHarness.create();
+  });
+  afterAll(async () => {
+    await harness?.teardown();
+  });
+  return new Proxy({} as WorkflowHarness, {
+    get(_target, prop) {
+      if (!harness) throw new Error('the workflow harness exists only inside tests (after beforeAll)');
+      const value: unknown = Reflect.get(harness, prop, harness);
+      return typeof value === 'function' ? value.bind(harness) : value;
+    },
+  });
+}
+
+/**
  * One per test file: the connection, the bundle, and the control worker. The control worker (bundle
  * loading costs ~0.5 s) is shared by the tests of the file: its activities route each call to the
  * stubs of the test that started the calling workflow (by workflow id).

@@ -18,7 +18,7 @@ import type { FirewallDbActivities } from '../../src/activities/db-firewall';
 import type { NetworkDbActivities } from '../../src/activities/db-network';
 import type { NetworkActivities } from '../../src/activities/network';
 import { departmentFilterSpec } from '../../src/firewall/compile';
-import { DEPARTMENT_CHANGE_FROM } from '../../src/activities/db';
+import { DEPARTMENT_CHANGE_FROM } from '../../src/workflows/shared';
 import { firewallStubs, stubVmSpec, type FirewallStubOptions } from './firewall-stubs';
 import { networkStubs, type NetworkStubOptions } from './network-stubs';
 

@@ -8,19 +8,18 @@ import { FailureType, libvirtNames, type ChangeMachineDepartmentInput } from '..
 import { filterSnapshot, firewallWorld } from '../support/firewall-stubs';
 import { uniqueId } from '../support/temporal';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   within,
 } from '../support/workflow-harness';
 import { INJECTED, createStubs, machineFixture, type StubOptions } from '../support/workflow-stubs';
+import { itEndsAsRecorded } from './history-scenarios-firewall';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
+const h = useWorkflowHarness();
+
+describe('recorded scenarios', () => {
+  itEndsAsRecorded(h, 'changeMachineDepartment');
 });
 
 const TARGET = 'dept-2';

@@ -5,7 +5,7 @@
 import type { MachineView } from '../../src/activities/db';
 import { FailureType, type CloneMachineInput } from '../../src/workflows/shared';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   within,
@@ -13,13 +13,7 @@ import {
 import { INJECTED, type StubOptions, createStubs, machineFixture } from '../support/workflow-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 /** Stubs with an `off` source machine, and the input cloning it. */
 function setUp(

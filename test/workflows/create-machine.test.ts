@@ -9,22 +9,17 @@ import {
   progressQuery,
 } from '../../src/workflows/shared';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   waitFor,
   within,
 } from '../support/workflow-harness';
-import { INJECTED, createStubs } from '../support/workflow-stubs';
+import { INJECTED, createStubs, machineFixture } from '../support/workflow-stubs';
+import { firewallWorld } from '../support/firewall-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 function createInput(overrides: Partial<CreateMachineInput> = {}): CreateMachineInput {
   return {
@@ -398,5 +393,62 @@ describe('createMachine: cancellation races (workflow bugs: these fail until fix
     });
 
     expect(stubs.world.operations.get(input.operationId)?.status).toBe('cancelled');
+  });
+});
+
+/** The filters of a machine's creation: create defines the compiled department and VM filters; a failed
+ * create prunes the department filter it defined when nothing else on the host uses it. */
+describe('machine filters', () => {
+  const deptFilter = libvirtNames.departmentFilter('dept-1');
+  const create = () => ({
+    ...operationContext(),
+    machineId: uniqueId('m'),
+    name: 'web',
+    templateId: 'template-1',
+    departmentId: 'dept-1',
+    ownerId: 'owner-1',
+  });
+
+  it('create defines the compiled department filter and the VM filter referencing it', async () => {
+    const stubs = createStubs({ hostName: uniqueId('host') });
+    const input = create();
+    await h.withWorkers(stubs, (run) => run.execute('createMachine', input));
+    const libvirt = firewallWorld(stubs).libvirt;
+    expect(libvirt.get(deptFilter)!.filterrefs).toEqual([{ filter: 'clean-traffic' }]);
+    expect(libvirt.get(libvirtNames.vmFilter(input.machineId))!.filterrefs).toEqual([{ filter: deptFilter }]);
+    expect(stubs.inputs('ensureDepartmentFilter')[0]).toMatchObject({
+      name: deptFilter,
+      specs: [expect.objectContaining({ name: deptFilter })],
+    });
+  });
+
+  it('a failed create prunes the department filter it defined (nothing else uses it)', async () => {
+    const stubs = createStubs({ hostName: uniqueId('host'), fail: { defineDomain: INJECTED } });
+    const input = create();
+    await h.withWorkers(stubs, (run) =>
+      expectOperationFailure(run.execute('createMachine', input), INJECTED),
+    );
+    const labels = stubs.labels();
+    expect(labels.slice(labels.indexOf('defineDomain') + 1, -2)).toEqual([
+      'undefineDomain',
+      'removeVmFilter',
+      'pruneFilters',
+      'deleteVolume',
+    ]);
+    expect(stubs.inputs('pruneFilters')).toEqual([{ candidates: [deptFilter], cascade: true }]);
+    expect(firewallWorld(stubs).libvirt.size).toBe(0);
+  });
+
+  it('a failed create keeps the department filter another machine uses', async () => {
+    const hostName = uniqueId('host');
+    const stubs = createStubs({
+      hostName,
+      machines: [machineFixture(uniqueId('other'), hostName)],
+      fail: { defineDomain: INJECTED },
+    });
+    await h.withWorkers(stubs, (run) =>
+      expectOperationFailure(run.execute('createMachine', create()), INJECTED),
+    );
+    expect(firewallWorld(stubs).libvirt.has(deptFilter)).toBe(true);
   });
 });

@@ -5,7 +5,7 @@
 import type { MachineView } from '../../src/activities/db';
 import { FailureType, type DestroyMachineInput, libvirtNames } from '../../src/workflows/shared';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   within,
@@ -17,15 +17,10 @@ import {
   createStubs,
   machineFixture,
 } from '../support/workflow-stubs';
+import { firewallWorld } from '../support/firewall-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 function setUp(
   machine: Partial<MachineView> = {},
@@ -214,5 +209,50 @@ describe('destroyMachine', () => {
     expect(stubs.world.machines.has(m.id)).toBe(false);
     expect(stubs.leftovers(m.id)).toEqual([]);
     expect(stubs.world.operations.get(input.operationId)?.status).toBe('failed');
+  });
+});
+
+/** The filters of a machine's destruction: destroy prunes the department's filter and the custom filters
+ * after removing the VM's, and keeps them while another machine of the department is on the host. */
+describe('machine filters', () => {
+  const deptFilter = libvirtNames.departmentFilter('dept-1');
+
+  it('destroy prunes the department filter and the custom filters once the VM filter is gone', async () => {
+    const hostName = uniqueId('host');
+    const custom = libvirtNames.customFilter('c-1');
+    const m = machineFixture(uniqueId('m'), hostName, { filterIncludes: [custom] });
+    const stubs = createStubs({
+      hostName,
+      machines: [m],
+      firewall: {
+        filters: [
+          { name: custom },
+          { name: m.filterName, filterrefs: [{ filter: deptFilter }, { filter: custom }] },
+        ],
+      },
+    });
+    await h.withWorkers(stubs, (run) =>
+      run.execute('destroyMachine', { ...operationContext(), machineId: m.id }),
+    );
+    const labels = stubs.labels();
+    expect(labels.slice(labels.indexOf('removeVmFilter'), -1)).toEqual([
+      'removeVmFilter',
+      'pruneFilters',
+      'deleteMachine',
+    ]);
+    expect(stubs.inputs('pruneFilters')).toEqual([{ candidates: [deptFilter, custom], cascade: true }]);
+    expect(firewallWorld(stubs).libvirt.size).toBe(0);
+  });
+
+  it('destroy keeps the department filter while another machine of the department is on the host', async () => {
+    const hostName = uniqueId('host');
+    const m = machineFixture(uniqueId('m'), hostName);
+    const other = machineFixture(uniqueId('other'), hostName);
+    const stubs = createStubs({ hostName, machines: [m, other] });
+    await h.withWorkers(stubs, (run) =>
+      run.execute('destroyMachine', { ...operationContext(), machineId: m.id }),
+    );
+    const libvirt = firewallWorld(stubs).libvirt;
+    expect([...libvirt.keys()].sort()).toEqual([deptFilter, other.filterName].sort());
   });
 });

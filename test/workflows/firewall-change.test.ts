@@ -1,52 +1,30 @@
 /**
- * firewallChange and flushFilters against the real dev server with stubbed activities: the order of the
+ * firewallChange against the real dev server with stubbed activities: the order of the
  * steps, a failure at every step compensating exactly what was registered in reverse (libvirt's filters and
  * the database back as before), cancellation, and two changes of one scope serialized.
  */
 import { startKeyedWorkflow, OperationConflictError } from '../../src/client/machine-operations';
-import { customFilterSpec, departmentFilterSpec } from '../../src/firewall/compile';
-import type { FilterSpec } from '../../src/libvirt/xml';
-import {
-  FailureType,
-  firewallWorkflowId,
-  libvirtNames,
-  type FirewallChangeInput,
-  type FlushFiltersInput,
-} from '../../src/workflows/shared';
+import { FailureType, firewallWorkflowId, type FirewallChangeInput } from '../../src/workflows/shared';
 import { filterSnapshot, firewallWorld, STUB_DEPARTMENT_SPEC } from '../support/firewall-stubs';
 import { uniqueId } from '../support/temporal';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   within,
 } from '../support/workflow-harness';
 import { INJECTED, createStubs, type StubOptions } from '../support/workflow-stubs';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
+import { DEPT, customName, customSpec, deptWithCustom } from './firewall-fixtures';
+import { itEndsAsRecorded } from './history-scenarios-firewall';
+
+const h = useWorkflowHarness();
+
+describe('recorded scenarios', () => {
+  itEndsAsRecorded(h, 'firewallChange');
 });
 
-const DEPT = '2b7f5a4e-0c1d-4e5f-8a9b-0c1d2e3f4a5b';
 const FILTER = '3c8e6b5f-1d2e-4f6a-9b0c-1d2e3f4a5b6c';
-const CUSTOM = '4d9f7c6a-2e3f-4a7b-8c1d-2e3f4a5b6c7d';
-const customName = libvirtNames.customFilter(CUSTOM);
-const customSpec: FilterSpec = customFilterSpec({
-  filterId: CUSTOM,
-  rules: [{ action: 'drop', direction: 'out', protocol: 'tcp', dstPortStart: 25, priority: 500 }],
-  includes: [],
-});
-/** The department filter as libvirt has it before: it still includes the custom filter. */
-const deptWithCustom: FilterSpec = departmentFilterSpec({
-  departmentId: 'dept-1',
-  policy: 'ALLOW_ALL',
-  rules: [],
-  includes: [customName],
-});
 
 const addRule = (scopeId = DEPT): FirewallChangeInput => ({
   ...operationContext(),
@@ -275,63 +253,5 @@ describe('firewallChange', () => {
       `applyFirewallChange:${second.operationId}`,
       `finishOperation:succeeded:${second.operationId}`,
     ]);
-  });
-});
-
-describe('flushFilters', () => {
-  const flush = (departmentId: string | null = DEPT): FlushFiltersInput => ({
-    ...operationContext(),
-    departmentId,
-  });
-
-  it('pushes what differs, records it; a second flush pushes nothing', async () => {
-    const stubs = createStubs({ hostName: uniqueId('host') });
-    await h.withWorkers(stubs, async (run) => {
-      expect(await run.execute('flushFilters', flush())).toEqual({
-        pushed: [STUB_DEPARTMENT_SPEC.name],
-        unchanged: [],
-      });
-      expect(await run.execute('flushFilters', flush())).toEqual({
-        pushed: [],
-        unchanged: [STUB_DEPARTMENT_SPEC.name],
-      });
-    });
-    expect(stubs.labels().slice(0, 6)).toEqual([
-      'beginOperation',
-      'planFilterPush',
-      'readFilters',
-      'pushFilters',
-      'recordFlush',
-      'finishOperation:succeeded',
-    ]);
-    expect(stubs.inputs('planFilterPush')[0]).toEqual({ departmentId: DEPT });
-    expect(firewallWorld(stubs).flushes.map((f) => f.pushed)).toEqual([[STUB_DEPARTMENT_SPEC.name], []]);
-  });
-
-  it('a flush of everything asks for every filter', async () => {
-    const stubs = createStubs({ hostName: uniqueId('host') });
-    await h.withWorkers(stubs, (run) => run.execute('flushFilters', flush(null)));
-    expect(stubs.inputs('planFilterPush')).toEqual([{ departmentId: null }]);
-    expect(stubs.inputs('beginOperation')[0]).toMatchObject({ type: 'flush_filters', resourceId: null });
-  });
-
-  it.concurrent.each([
-    { call: 'planFilterPush', undos: [] as string[] },
-    { call: 'readFilters', undos: [] as string[] },
-    { call: 'pushFilters', undos: ['restoreFilters'] },
-    { call: 'recordFlush', undos: ['restoreFilters'] },
-  ])('failure at $call → undo $undos; libvirt as before', async ({ call, undos }) => {
-    const stubs = createStubs({
-      hostName: uniqueId('host'),
-      firewall: { filters: [deptWithCustom] },
-      fail: { [call]: INJECTED },
-    });
-    const before = filterSnapshot(stubs);
-    await h.withWorkers(stubs, (run) =>
-      expectOperationFailure(run.execute('flushFilters', flush()), INJECTED),
-    );
-    const labels = stubs.labels();
-    expect(labels.slice(labels.indexOf(call) + 1)).toEqual([...undos, 'finishOperation:failed']);
-    expect(filterSnapshot(stubs)).toEqual(before);
   });
 });

@@ -6,8 +6,14 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { customFilterSpec, departmentFilterSpec } from '../../src/firewall/compile';
 import { libvirtNames, type FirewallChangeInput } from '../../src/workflows/shared';
-import { operationContext, within } from '../support/workflow-harness';
-import { INJECTED, machineFixture, type Stubs } from '../support/workflow-stubs';
+import { uniqueId } from '../support/temporal';
+import {
+  type WorkflowHarness,
+  type WorkflowName,
+  operationContext,
+  within,
+} from '../support/workflow-harness';
+import { INJECTED, createStubs, machineFixture, type Stubs } from '../support/workflow-stubs';
 import type { Scenario } from './history-scenarios';
 
 // As settle/cancelDuring of history-scenarios.ts (not imported from there: that module imports this one).
@@ -111,3 +117,22 @@ export const FIREWALL_SCENARIOS: Scenario[] = [
     run: async (run) => settle(await run.start('changeMachineDepartment', move())),
   },
 ];
+
+/**
+ * The recorded firewall scenarios of `workflow`, each a test: run against the current stubs, they end as
+ * their names say (so that recording them, record-histories.ts, captures the intended paths), and a failed
+ * or cancelled one has put filters back. Call at the top level of the workflow's test file.
+ */
+export function itEndsAsRecorded(h: WorkflowHarness, workflow: WorkflowName): void {
+  // A cancelled operation fails with the typed OperationCancelledError once its compensations ran.
+  const expected = (name: string) => (name.includes('.happy') ? 'COMPLETED' : 'FAILED');
+  const scenarios = FIREWALL_SCENARIOS.filter((s) => s.workflow === workflow);
+  it.each(scenarios.map((s) => [s.name, s] as const))('%s', async (name, scenario) => {
+    const hostName = uniqueId('host');
+    const stubs = createStubs({ hostName, ...scenario.stubs(hostName) });
+    const handle = await h.withWorkers(stubs, (run) => scenario.run(run, stubs));
+    expect((await handle.describe()).status.name).toBe(expected(name));
+    if (!name.includes('.happy'))
+      expect(stubs.labels().some((l) => l.startsWith('restoreFilters') || l.startsWith('revert'))).toBe(true);
+  });
+}

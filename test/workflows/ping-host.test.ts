@@ -1,15 +1,9 @@
 /** pingHost against the real dev server: the workflow reaches the host's queue and returns its report. */
-import { WorkflowHarness } from '../support/workflow-harness';
+import { useWorkflowHarness } from '../support/workflow-harness';
 import { createStubs } from '../support/workflow-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 it('returns what describeHost reports on the host queue', async () => {
   const stubs = createStubs({ hostName: uniqueId('host') });

@@ -6,7 +6,7 @@ import type { MachineView } from '../../src/activities/db';
 import type { MachineStatus } from '../../src/entities/machine-status';
 import { FailureType, type PowerAction, type PowerMachineInput } from '../../src/workflows/shared';
 import {
-  WorkflowHarness,
+  useWorkflowHarness,
   expectOperationFailure,
   operationContext,
   within,
@@ -14,13 +14,7 @@ import {
 import { INJECTED, type StubOptions, createStubs, machineFixture } from '../support/workflow-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 function setUp(
   status: MachineStatus,

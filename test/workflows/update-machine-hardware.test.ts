@@ -5,7 +5,7 @@
  */
 import type { MachineView } from '../../src/activities/db';
 import { FailureType, type UpdateHardwareInput, libvirtNames } from '../../src/workflows/shared';
-import { WorkflowHarness, expectOperationFailure, operationContext } from '../support/workflow-harness';
+import { useWorkflowHarness, expectOperationFailure, operationContext } from '../support/workflow-harness';
 import {
   INJECTED,
   STUB_POOL,
@@ -16,13 +16,7 @@ import {
 } from '../support/workflow-stubs';
 import { uniqueId } from '../support/temporal';
 
-let h: WorkflowHarness;
-beforeAll(async () => {
-  h = await WorkflowHarness.create();
-});
-afterAll(async () => {
-  await h?.teardown();
-});
+const h = useWorkflowHarness();
 
 /** A machine (running unless told), its domain's hardware to match, and the change. */
 function setUp(

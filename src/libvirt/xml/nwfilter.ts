@@ -222,6 +222,19 @@ interface ProtocolTraits {
   ipProtocol: boolean;
 }
 
+/** tcp and udp of either family: ports and ranges; the `state` attribute only on IPv4 (libvirt's schema). */
+function portProtocol(family: 4 | 6): ProtocolTraits {
+  return {
+    family,
+    ports: true,
+    ranges: true,
+    state: family === 4,
+    icmp: false,
+    dstMac: false,
+    ipProtocol: false,
+  };
+}
+
 /**
  * Attributes allowed per protocol element, per libvirt 9's schema. Note the schema accepts `state`
  * only on the IPv4 elements (tcp, udp, icmp, all), although libvirt's C parser also reads it on the
@@ -230,28 +243,12 @@ interface ProtocolTraits {
  * is rarely needed.
  */
 const FILTER_PROTOCOLS: Record<FilterProtocol, ProtocolTraits> = {
-  tcp: { family: 4, ports: true, ranges: true, state: true, icmp: false, dstMac: false, ipProtocol: false },
-  udp: { family: 4, ports: true, ranges: true, state: true, icmp: false, dstMac: false, ipProtocol: false },
+  tcp: portProtocol(4),
+  udp: portProtocol(4),
   icmp: { family: 4, ports: false, ranges: true, state: true, icmp: true, dstMac: false, ipProtocol: false },
   all: { family: 4, ports: false, ranges: true, state: true, icmp: false, dstMac: false, ipProtocol: false },
-  'tcp-ipv6': {
-    family: 6,
-    ports: true,
-    ranges: true,
-    state: false,
-    icmp: false,
-    dstMac: false,
-    ipProtocol: false,
-  },
-  'udp-ipv6': {
-    family: 6,
-    ports: true,
-    ranges: true,
-    state: false,
-    icmp: false,
-    dstMac: false,
-    ipProtocol: false,
-  },
+  'tcp-ipv6': portProtocol(6),
+  'udp-ipv6': portProtocol(6),
   icmpv6: {
     family: 6,
     ports: false,
