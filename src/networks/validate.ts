@@ -31,6 +31,7 @@ import {
   type NetworkBandwidth,
   type NetworkModeName,
   type StaticHost,
+  type NetworkChange,
 } from '../workflows/shared';
 
 /** Longest network name (the `network.name` column). */
@@ -419,15 +420,8 @@ export function subnetsOf(ips: Array<{ address: string; prefix: number }>): stri
   return out;
 }
 
-/** What an update asks to change (`null` removes DHCP range / bandwidth). */
-export interface NetworkChange {
-  dhcpStart?: string | null;
-  dhcpEnd?: string | null;
-  staticHosts?: StaticHost[];
-  bandwidth?: NetworkBandwidth | null;
-  cidr?: string;
-  gateway?: string;
-}
+/** What an update asks to change (`null` removes DHCP range / bandwidth): one definition, in shared.ts. */
+export type { NetworkChange } from '../workflows/shared';
 
 /** How an update is applied: the live `virNetworkUpdate` edits, or a redefine (and why). */
 export interface UpdatePlan {
