@@ -86,8 +86,11 @@ export async function assertIdle(ctx: ApiContext, target: IdleTarget): Promise<v
   if (!target.currentOperationId) return;
   const running = await runningOperation(ctx, target.currentOperationId);
   if (await stillRunning(ctx, running))
-    throw conflict(`another operation is running on this ${target.kind}: ${running!.type} ${running!.operationId}`, {
-      title: 'Operation in progress',
-      runningOperation: { id: running!.operationId, type: running!.type, workflowId: running!.workflowId },
-    });
+    throw conflict(
+      `another operation is running on this ${target.kind}: ${running!.type} ${running!.operationId}`,
+      {
+        title: 'Operation in progress',
+        runningOperation: { id: running!.operationId, type: running!.type, workflowId: running!.workflowId },
+      },
+    );
 }

@@ -15,6 +15,7 @@ import {
   firewallWorkflowId,
   flushWorkflowId,
   libvirtNames,
+  type FirewallChange,
   type FlushFiltersInput,
 } from '../../workflows/shared';
 import { type ApiContext } from '../context';
@@ -30,7 +31,7 @@ import {
   visibleFilter,
   type LoadedFilter,
 } from '../firewall-scope';
-import { accepted } from '../handler';
+import { accepted, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { visibleDepartment } from '../lookups';
 import { keysetPage } from '../pagination';
@@ -117,8 +118,25 @@ async function checkIncludes(
   }
 }
 
+/** A user rule as the request gives it, normalized (every problem of it reported at once). */
+const userRule = (body: unknown) =>
+  normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
+
 /** The filter routes. */
 export function filterRoutes(ctx: ApiContext): RouteSpec[] {
+  /**
+   * Loads a filter the caller may change (404/403), checks and builds the change with `make`, and
+   * starts it in the filter's scope.
+   */
+  const changeFilter = async (
+    call: { p: Principal; ids: RequestIds; idempotencyKey: string | null },
+    filterId: string,
+    make: (lf: LoadedFilter) => FirewallChange | Promise<FirewallChange>,
+  ) => {
+    const lf = await editableFilter(ctx, call.p, filterId);
+    const change = await make(lf);
+    return startChange(ctx, call.p, scopeOf(lf), change, call.ids, call.idempotencyKey);
+  };
   return [
     route({
       method: 'get',
@@ -275,16 +293,11 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
       },
       async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const lf = await editableFilter(ctx, p, params.id);
-        const rule = normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
-        const operation = await startChange(
-          ctx,
-          p,
-          scopeOf(lf),
-          { type: 'addRule', filterId: lf.filter.id, ruleId: ids.resource, rule },
-          ids,
-          idempotencyKey,
-        );
+        let rule: Record<string, unknown> = {};
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, (lf) => {
+          rule = userRule(body);
+          return { type: 'addRule', filterId: lf.filter.id, ruleId: ids.resource, rule };
+        });
         return accepted(operation, { rule: { id: ids.resource, ...rule } });
       },
     }),
@@ -300,17 +313,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
       },
       async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const lf = await editableFilter(ctx, p, params.id);
-        await assertRuleOf(ctx, lf, params.ruleId);
-        const rule = normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
-        const operation = await startChange(
-          ctx,
-          p,
-          scopeOf(lf),
-          { type: 'updateRule', filterId: lf.filter.id, ruleId: params.ruleId, rule },
-          ids,
-          idempotencyKey,
-        );
+        let rule: Record<string, unknown> = {};
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await assertRuleOf(ctx, lf, params.ruleId);
+          rule = userRule(body);
+          return { type: 'updateRule', filterId: lf.filter.id, ruleId: params.ruleId, rule };
+        });
         return accepted(operation, { rule: { id: params.ruleId, ...rule } });
       },
     }),
@@ -323,16 +331,10 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
       problems: [403, 404, 409],
       responses: { 202: { description: 'accepted', schema: OperationResponse } },
       async handler({ principal: p, params, ids, idempotencyKey }) {
-        const lf = await editableFilter(ctx, p, params.id);
-        await assertRuleOf(ctx, lf, params.ruleId);
-        const operation = await startChange(
-          ctx,
-          p,
-          scopeOf(lf),
-          { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId },
-          ids,
-          idempotencyKey,
-        );
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await assertRuleOf(ctx, lf, params.ruleId);
+          return { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId };
+        });
         return accepted(operation);
       },
     }),
@@ -346,16 +348,10 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
       problems: [403, 404, 409, 422],
       responses: { 202: { description: 'accepted', schema: OperationResponse } },
       async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const lf = await editableFilter(ctx, p, params.id);
-        await checkIncludes(ctx, p, lf, body.includes);
-        const operation = await startChange(
-          ctx,
-          p,
-          scopeOf(lf),
-          { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes },
-          ids,
-          idempotencyKey,
-        );
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await checkIncludes(ctx, p, lf, body.includes);
+          return { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes };
+        });
         return accepted(operation);
       },
     }),

@@ -25,6 +25,8 @@ import {
   toggleService,
   visibleFilter,
 } from '../firewall-scope';
+import { type OperationRequest } from '../../client/machine-operations';
+import { type MachineWorkflow } from '../../client/operation-types';
 import { accepted, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
@@ -117,6 +119,31 @@ async function machineNetwork(
       'networkId',
     );
   return { networkName: n.internalName, hostName: host.name };
+}
+
+/**
+ * Starts an operation on an existing machine and answers 202: the operation, actor and Idempotency-Key
+ * come from the request, its routing (owner, department) from the machine.
+ */
+async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine' | 'cloneMachine'>>(
+  ctx: ApiContext,
+  call: { p: Principal; m: Machine; ids: RequestIds; idempotencyKey: string | null },
+  workflow: K,
+  fields: Omit<OperationRequest<K>, 'operationId' | 'machineId' | 'actorId' | 'idempotencyKey'>,
+) {
+  const { p, m, ids, idempotencyKey } = call;
+  const operation = await ctx.operations.start(
+    workflow,
+    {
+      operationId: ids.operation,
+      machineId: m.id,
+      actorId: p.id,
+      idempotencyKey,
+      ...fields,
+    } as OperationRequest<K> & { operationId: string; machineId: string },
+    { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
+  );
+  return accepted(operation);
 }
 
 /** The machine routes. */
@@ -279,20 +306,11 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             .count({ where: { sourceMachineId: m.id, linkedClone: true } });
           if (clones > 0) throw refused('this machine backs linked clones; its disk cannot grow', 'storage');
         }
-        const operation = await ctx.operations.start(
-          'updateMachineHardware',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            actorId: p.id,
-            idempotencyKey,
-            ...(b.cpu !== undefined ? { cpu: b.cpu } : {}),
-            ...(b.memory !== undefined ? { memoryMiB: b.memory } : {}),
-            ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted(operation);
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'updateMachineHardware', {
+          ...(b.cpu !== undefined ? { cpu: b.cpu } : {}),
+          ...(b.memory !== undefined ? { memoryMiB: b.memory } : {}),
+          ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
+        });
       },
     }),
     route({
@@ -366,19 +384,10 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
         if (!POWER_FROM[b.action].includes(m.status))
           throw refused(`cannot ${b.action} a machine that is ${m.status}`, 'action');
-        const operation = await ctx.operations.start(
-          'powerMachine',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            action: b.action,
-            actorId: p.id,
-            idempotencyKey,
-            ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted(operation);
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'powerMachine', {
+          action: b.action,
+          ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
+        });
       },
     }),
     route({
@@ -399,18 +408,9 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           .count({ where: { sourceMachineId: m.id, linkedClone: true } });
         if (clones > 0) throw refused('this machine backs linked clones: destroy them first');
         const timeout = query.shutdownTimeoutSec ?? ctx.destroyShutdownTimeoutSec;
-        const operation = await ctx.operations.start(
-          'destroyMachine',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            actorId: p.id,
-            idempotencyKey,
-            ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted(operation);
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'destroyMachine', {
+          ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
+        });
       },
     }),
   ];
@@ -440,12 +440,9 @@ export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
         if (n.status !== 'active') throw refused(`the network is ${n.status}, not active`, 'networkId');
         if (n.hostId !== m.hostId)
           throw refused('the network is on another host than the machine', 'networkId');
-        const operation = await ctx.operations.start(
-          'changeMachineNetwork',
-          { operationId: ids.operation, machineId: m.id, networkId: n.id, actorId: p.id, idempotencyKey },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted(operation);
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'changeMachineNetwork', {
+          networkId: n.id,
+        });
       },
     }),
   ];
@@ -591,18 +588,9 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           throw conflict(`a machine named "${m.name}" exists in the target department`, {
             errors: [{ field: 'departmentId', message: 'a machine there has the same name' }],
           });
-        const operation = await ctx.operations.start(
-          'changeMachineDepartment',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            departmentId: target.id,
-            actorId: p.id,
-            idempotencyKey,
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted(operation);
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'changeMachineDepartment', {
+          departmentId: target.id,
+        });
       },
     }),
   ];

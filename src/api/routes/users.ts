@@ -10,7 +10,7 @@ import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, ProblemError, refused } from '../errors';
 import { isDuplicate } from '../lookups';
 import { keysetPage } from '../pagination';
-import { canViewUser, isAdmin, loadPrincipal, type Principal } from '../permissions';
+import { canViewUser, isAdmin, loadPrincipal } from '../permissions';
 import { userEvent } from '../resource-events';
 import { route, type RouteSpec } from '../route';
 import {
@@ -24,6 +24,12 @@ import {
   UserSchema,
 } from '../schemas';
 import { userView } from '../views';
+
+/** A duplicate key is a taken e-mail (409); anything else is returned as is, to be thrown. */
+const emailTaken = (err: unknown) =>
+  isDuplicate(err)
+    ? conflict('a user with this e-mail exists', { errors: [{ field: 'email', message: 'taken' }] })
+    : err;
 
 /** The auth and user routes. */
 export function userRoutes(ctx: ApiContext): RouteSpec[] {
@@ -69,7 +75,10 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal, query }) {
         if (!isAdmin(principal)) throw forbidden('only admins may list users');
         const page = await keysetPage<User>(users().createQueryBuilder('u'), 'u', query);
-        return { status: 200, body: { items: page.items.map((u) => userView(u)), nextCursor: page.nextCursor } };
+        return {
+          status: 200,
+          body: { items: page.items.map((u) => userView(u)), nextCursor: page.nextCursor },
+        };
       },
     }),
     route({
@@ -121,11 +130,7 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
             headers: { Location: `/api/users/${user.id}` },
           };
         } catch (err) {
-          if (isDuplicate(err))
-            throw conflict('a user with this e-mail exists', {
-              errors: [{ field: 'email', message: 'taken' }],
-            });
-          throw err;
+          throw emailTaken(err);
         }
       },
     }),
@@ -167,11 +172,7 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           const p = (await loadPrincipal(ctx.ds, user.id))!;
           return { status: 200, body: userView(user, p.departments) };
         } catch (err) {
-          if (isDuplicate(err))
-            throw conflict('a user with this e-mail exists', {
-              errors: [{ field: 'email', message: 'taken' }],
-            });
-          throw err;
+          throw emailTaken(err);
         }
       },
     }),

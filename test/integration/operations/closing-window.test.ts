@@ -22,7 +22,7 @@ import {
   machineWorkflowId,
   networkWorkflowId,
 } from '../../../src/workflows/shared';
-import { seedMachineRow, startApi, type ApiHarness } from '../../support/api-harness';
+import { seedMachineRow, startApi, type ApiHarness, type Reply } from '../../support/api-harness';
 import { seedDepartment, seedTemplate, seedUser } from '../../support/db';
 import { startStack, type Stack } from '../../support/stack';
 import { type ClosingActivities } from './closing-workflows';
@@ -177,7 +177,7 @@ describe('a finished operation whose workflow is still closing is not a conflict
     return { res, ms: Date.now() - t0, closedThen: await closed(workflowId) };
   }
 
-  const expectConflictNaming = (res: { status: number; body: any }, operationId: string) => {
+  const expectConflictNaming = (res: Reply, operationId: string) => {
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ title: 'Operation in progress', runningOperation: { id: operationId } });
   };
@@ -197,7 +197,9 @@ describe('a finished operation whose workflow is still closing is not a conflict
       const wf = machineWorkflowId(m.id);
       const op = await hold(wf, { type: 'power', report: true, holdMs: HOLD_MS });
       await stack.dataSource.getRepository(Machine).update({ id: m.id }, { currentOperationId: op });
-      const { res, closedThen } = await callDuring(wf, 'POST', `/api/machines/${m.id}/power`, { action: 'start' });
+      const { res, closedThen } = await callDuring(wf, 'POST', `/api/machines/${m.id}/power`, {
+        action: 'start',
+      });
       expect(res.status).toBe(202);
       expect(closedThen).toBe(true);
       expect(res.body.operation.type).toBe('power');
@@ -209,7 +211,9 @@ describe('a finished operation whose workflow is still closing is not a conflict
       const wf = machineWorkflowId(m.id);
       const op = await hold(wf, { type: 'power', report: false, holdMs: 60_000 });
       await stack.dataSource.getRepository(Machine).update({ id: m.id }, { currentOperationId: op });
-      const { res, closedThen } = await callDuring(wf, 'POST', `/api/machines/${m.id}/power`, { action: 'start' });
+      const { res, closedThen } = await callDuring(wf, 'POST', `/api/machines/${m.id}/power`, {
+        action: 'start',
+      });
       expectConflictNaming(res, op);
       expect(closedThen).toBe(false);
     });
@@ -263,7 +267,12 @@ describe('a finished operation whose workflow is still closing is not a conflict
     // `succeeded` answered 409 instead of the 422 its machines call for.
     it('waits for a closing firewall change, then answers as for an idle department', async () => {
       const d = await seedDepartment(stack.dataSource, [[admin, 'MEMBER']]);
-      await seedMachineRow(stack.dataSource, { ownerId: admin.id, departmentId: d.id, templateId, hostId: host.id });
+      await seedMachineRow(stack.dataSource, {
+        ownerId: admin.id,
+        departmentId: d.id,
+        templateId,
+        hostId: host.id,
+      });
       const wf = firewallWorkflowId(d.id);
       await hold(wf, { type: 'firewall', report: true, holdMs: HOLD_MS });
       const { res, ms, closedThen } = await callDuring(wf, 'DELETE', `/api/departments/${d.id}`);

@@ -14,7 +14,11 @@ export interface ClosingActivities {
 const { reportSucceeded } = proxyActivities<ClosingActivities>({ startToCloseTimeout: '10 seconds' });
 
 /** Holds its workflow id for `holdMs`; with `report`, after recording the operation as succeeded. */
-export async function holdOpen(input: { operationId: string; report: boolean; holdMs: number }): Promise<void> {
+export async function holdOpen(input: {
+  operationId: string;
+  report: boolean;
+  holdMs: number;
+}): Promise<void> {
   if (input.report) await reportSucceeded({ operationId: input.operationId });
   await sleep(input.holdMs);
 }

@@ -16,7 +16,7 @@ import {
   filterScope,
   mayInclude,
 } from '../../../src/api/permissions-firewall';
-import { admin, everyone, manager, managerB, outsider, owner, peer, principal } from '../../support/principals';
+import { admin, everyone, manager, managerB, owner, principal } from '../../support/principals';
 
 type Who = keyof typeof everyone;
 

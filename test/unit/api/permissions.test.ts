@@ -12,9 +12,8 @@ import {
   roomsForEvent,
   roomsForPrincipal,
   type EventRoute,
-  type Principal,
 } from '../../../src/api/permissions';
-import { admin, everyone, manager, managerB, outsider, owner, peer, principal } from '../../support/principals';
+import { admin, everyone, manager, managerB, owner, peer } from '../../support/principals';
 
 const vm = { ownerId: 'owner', departmentId: 'A' };
 
