@@ -72,13 +72,14 @@ describe('a finished operation whose workflow is still closing is not a conflict
       startedAt: new Date(),
       finishedAt: null,
     });
-    await client.workflow.start('holdOpen', {
+    const handle = await client.workflow.start('holdOpen', {
       taskQueue,
       workflowId,
       args: [{ operationId, report: opts.report, holdMs: opts.holdMs }],
       memo: { operationId, type: opts.type },
     });
     started.add(workflowId);
+    heldRuns.set(workflowId, handle.firstExecutionRunId);
     if (opts.report) {
       // The outcome is recorded: from here on only the workflow's close is pending.
       const deadline = Date.now() + 10_000;
@@ -92,9 +93,12 @@ describe('a finished operation whose workflow is still closing is not a conflict
     return operationId;
   }
 
-  /** Is the workflow under this id closed now? */
+  /** The run of holdOpen under each workflow id (a start of the API may follow it under the same id). */
+  const heldRuns = new Map<string, string>();
+  /** Is the held run under this id closed now? */
   const closed = async (workflowId: string) =>
-    (await client.workflow.getHandle(workflowId).describe()).status.name !== 'RUNNING';
+    (await client.workflow.getHandle(workflowId, heldRuns.get(workflowId)).describe()).status.name !==
+    'RUNNING';
 
   async function seedNetwork(over: Partial<Network> = {}): Promise<Network> {
     const id = randomUUID();
@@ -170,7 +174,7 @@ describe('a finished operation whose workflow is still closing is not a conflict
     await stack?.stop();
   });
 
-  /** Calls, and tells whether the held workflow had closed by the time the answer came. */
+  /** Calls, and tells whether the held run had closed by the time the answer came. */
   async function callDuring(workflowId: string, method: string, path: string, body?: unknown) {
     const t0 = Date.now();
     const res = await h.call(method, path, { as: admin, ...(body !== undefined ? { body } : {}) });
