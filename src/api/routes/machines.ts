@@ -87,6 +87,50 @@ const LIST_COLUMNS = [
   'updatedAt',
 ] as const;
 
+/** A machine as its create (or clone) operation will make it: what the 202 shows before its row exists. */
+function creatingMachine(
+  m: Pick<
+    MachineView,
+    | 'id'
+    | 'name'
+    | 'ownerId'
+    | 'departmentId'
+    | 'templateId'
+    | 'hostName'
+    | 'cpu'
+    | 'memoryMiB'
+    | 'storageGiB'
+    | 'os'
+    | 'networkName'
+    | 'linkedClone'
+    | 'sourceMachineId'
+  >,
+  operationId: string,
+): MachineView {
+  return {
+    id: m.id,
+    name: m.name,
+    status: 'creating',
+    ownerId: m.ownerId,
+    departmentId: m.departmentId,
+    templateId: m.templateId,
+    hostName: m.hostName,
+    cpu: m.cpu,
+    memoryMiB: m.memoryMiB,
+    storageGiB: m.storageGiB,
+    os: m.os,
+    macAddress: null,
+    networkName: m.networkName,
+    linkedClone: m.linkedClone,
+    sourceMachineId: m.sourceMachineId,
+    pendingHardware: null,
+    currentOperationId: operationId,
+    lastError: null,
+    createdAt: null,
+    updatedAt: null,
+  };
+}
+
 /** 409 when the department already has a machine of this name. */
 async function nameTaken(ctx: ApiContext, departmentId: string, name: string): Promise<void> {
   if (await ctx.ds.getRepository(Machine).exists({ where: { departmentId, name } })) {
@@ -253,28 +297,24 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           },
           { ownerId, departmentId: dept.id, actorId: p.id },
         );
-        const machine: MachineView = {
-          id: machineId,
-          name: b.name,
-          status: 'creating',
-          ownerId,
-          departmentId: dept.id,
-          templateId: template.id,
-          hostName: network?.hostName ?? ctx.placementHost ?? null,
-          cpu: b.cpu ?? template.cpu,
-          memoryMiB: b.memory ?? template.memoryMiB,
-          storageGiB: b.storage ?? template.storageGiB,
-          os: template.os,
-          macAddress: null,
-          networkName: network?.networkName ?? null,
-          linkedClone: false,
-          sourceMachineId: null,
-          pendingHardware: null,
-          currentOperationId: operation.id,
-          lastError: null,
-          createdAt: null,
-          updatedAt: null,
-        };
+        const machine = creatingMachine(
+          {
+            id: machineId,
+            name: b.name,
+            ownerId,
+            departmentId: dept.id,
+            templateId: template.id,
+            hostName: network?.hostName ?? ctx.placementHost ?? null,
+            cpu: b.cpu ?? template.cpu,
+            memoryMiB: b.memory ?? template.memoryMiB,
+            storageGiB: b.storage ?? template.storageGiB,
+            os: template.os,
+            networkName: network?.networkName ?? null,
+            linkedClone: false,
+            sourceMachineId: null,
+          },
+          operation.id,
+        );
         return accepted(operation, { machine });
       },
     }),
@@ -351,21 +391,17 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           { ownerId: p.id, departmentId: source.departmentId, actorId: p.id },
         );
         const hosts = await hostNames(ctx);
-        const machine: MachineView = {
-          ...machineView({ ...source, hostName: hosts.get(source.hostId) ?? null }),
-          id: machineId,
-          name: b.name,
-          status: 'creating',
-          ownerId: p.id,
-          macAddress: null,
-          linkedClone: linked,
-          sourceMachineId: source.id,
-          pendingHardware: null,
-          currentOperationId: operation.id,
-          lastError: null,
-          createdAt: null,
-          updatedAt: null,
-        };
+        const machine = creatingMachine(
+          {
+            ...machineView({ ...source, hostName: hosts.get(source.hostId) ?? null }),
+            id: machineId,
+            name: b.name,
+            ownerId: p.id,
+            linkedClone: linked,
+            sourceMachineId: source.id,
+          },
+          operation.id,
+        );
         return accepted(operation, { machine });
       },
     }),
