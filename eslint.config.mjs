@@ -1,5 +1,5 @@
 // Lint rules. The workflow-boundary rules (STYLE.md): workflow code imports activities as types only,
-// never Node built-ins or non-workflow modules, and uses no path aliases.
+// never Node built-ins or non-workflow modules, and uses no path aliases. The API imports no activity module.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -66,6 +66,25 @@ export default tseslint.config(
                 '@temporalio/activity',
               ],
               message: 'Not allowed in workflow code.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The API runs in its own process: it shares modules with the worker (src/events, src/networks,
+    // src/machines, src/firewall, src/entities), never the worker's activity modules.
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/**'],
+              message:
+                'The API imports no activity module: move what both need to a shared module (src/events, src/networks, src/machines).',
             },
           ],
         },

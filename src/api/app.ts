@@ -22,10 +22,11 @@ import { buildOpenApi } from './openapi';
 import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
 import { mount, route, type RouteSpec } from './route';
+import { departmentFirewallRoutes, serviceCatalogueRoutes } from './routes/department-firewall';
 import { departmentRoutes, templateRoutes } from './routes/departments';
-import { firewallRoutes } from './routes/firewall';
+import { filterRoutes } from './routes/filters';
+import { machineFirewallRoutes, machineNetworkRoutes, machineRoutes } from './routes/machines';
 import { networksRoutes } from './routes/networks';
-import { machineRoutes } from './routes/machines';
 import { systemRoutes } from './routes/system';
 import { userRoutes } from './routes/users';
 import { attachSockets, type SocketOptions } from './sockets';
@@ -104,13 +105,18 @@ export function createApp(deps: AppDeps): VmflowApi {
       return { status: 200, body: doc };
     },
   });
+  // In this order the routes are mounted and documented (the OpenAPI document's path order).
   const routes: RouteSpec[] = [
     ...userRoutes(ctx),
     ...departmentRoutes(ctx),
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
     ...networksRoutes(ctx),
-    ...firewallRoutes(ctx),
+    ...machineNetworkRoutes(ctx),
+    ...serviceCatalogueRoutes(ctx),
+    ...filterRoutes(ctx),
+    ...departmentFirewallRoutes(ctx),
+    ...machineFirewallRoutes(ctx),
     ...systemRoutes(ctx),
     openapiRoute,
   ];

@@ -9,8 +9,8 @@ import { type NextFunction, type Request, type Response } from 'express';
 import jwt from 'jsonwebtoken';
 import { type Logger } from 'pino';
 import { type DataSource } from 'typeorm';
-import { publishEvent } from '../activities/events';
 import { User } from '../entities/user';
+import { publishEvent } from '../events/publish';
 import { unauthorized } from './errors';
 import { loadPrincipal, type Principal } from './permissions';
 

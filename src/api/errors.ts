@@ -6,7 +6,7 @@
 import { type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
 import { type Logger } from 'pino';
 import { ZodError } from 'zod';
-import { OperationConflictError } from '../client/machine-operations';
+import { OperationConflictError } from '../client/errors';
 
 /** One offending field of a request. */
 export interface FieldError {
@@ -37,7 +37,10 @@ const TITLES: Record<number, string> = {
   503: 'Service unavailable',
 };
 
-/** An error that becomes a problem response as is: its message is the `detail` shown to the caller. */
+/**
+ * Thrown when a handler (or the request machinery around it) refuses a request on purpose: it becomes a
+ * problem response as is, its message the `detail` shown to the caller. Build it with the factories below.
+ */
 export class ProblemError extends Error {
   override readonly name = 'ProblemError';
   constructor(
@@ -73,24 +76,24 @@ function slug(s: string): string {
     .replace(/^-|-$/g, '');
 }
 
-/** 400 with the offending fields. */
+/** Thrown when the request is invalid (400), naming the offending fields. */
 export const badRequest = (detail: string, errors?: FieldError[]) =>
   new ProblemError(400, detail, errors ? { errors } : {});
-/** 401. */
+/** Thrown when the caller sent no bearer token, or an invalid one (401). */
 export const unauthorized = (detail = 'a valid bearer token is required') => new ProblemError(401, detail);
-/** 403: the caller may see the resource but not do this. */
+/** Thrown when the caller may see the resource but not do this (403). */
 export const forbidden = (detail = 'you may not do this') => new ProblemError(403, detail);
-/** 404: unknown, or not visible to the caller (never reveal which). */
+/** Thrown when the resource is unknown, or not visible to the caller (404; never reveal which). */
 export const notFound = (what: string, field?: string) =>
   new ProblemError(
     404,
     `${what} not found`,
     field ? { errors: [{ field, message: `${what} not found` }] } : {},
   );
-/** 409: a name is taken or the resource is busy. */
+/** Thrown when a name is taken or the resource is busy (409). */
 export const conflict = (detail: string, extra: Record<string, unknown> = {}) =>
   new ProblemError(409, detail, extra);
-/** 422: a valid request the domain refuses. */
+/** Thrown when the domain refuses a valid request (422). */
 export const refused = (detail: string, field?: string) =>
   new ProblemError(422, detail, {
     title: 'Refused',
@@ -114,7 +117,10 @@ export function sendProblem(res: Response, problem: Problem): void {
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
-/** Maps an operation conflict to 409 naming the running operation. */
+/**
+ * Maps an operation conflict to the 409 naming the running operation; thrown when a start met
+ * {@link OperationConflictError}.
+ */
 export function conflictFromOperation(err: OperationConflictError): ProblemError {
   return new ProblemError(
     409,

@@ -15,16 +15,9 @@ import { randomUUID } from 'node:crypto';
 import { type DataSource } from 'typeorm';
 import { IdempotencyRecord } from '../entities/idempotency-record';
 import { ProblemError } from './errors';
-import { type RequestIds } from './route';
+import { type HandlerResult, type RequestIds } from './handler';
 
-/** What a handler answers. */
-export interface HandlerResult {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** The body is a problem document. */
-  problem?: boolean;
-}
+export type { HandlerResult } from './handler';
 
 /** A request's identity for idempotency. */
 export interface IdempotentRequest {

@@ -6,12 +6,13 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { type DataSource } from 'typeorm';
+import { OperationConflictError } from '../client/errors';
 import {
-  OperationConflictError,
   startKeyedWorkflow,
   startMachineOperation,
   type OperationRequest as StartRequest,
 } from '../client/machine-operations';
+import { MACHINE_OPERATION_TYPE, type MachineWorkflow } from '../client/operation-types';
 import { Machine } from '../entities/machine';
 import {
   Operation,
@@ -22,24 +23,6 @@ import {
 import { OperationRequest } from '../entities/operation-request';
 import { machineWorkflowId } from '../workflows/shared';
 import { canViewMachine, isAdmin, manages, type MachineRef, type Principal } from './permissions';
-
-type Workflows =
-  | 'createMachine'
-  | 'cloneMachine'
-  | 'destroyMachine'
-  | 'updateMachineHardware'
-  | 'powerMachine'
-  | 'changeMachineNetwork'
-  | 'changeMachineDepartment';
-const TYPE: Record<Workflows, OperationType> = {
-  createMachine: 'create',
-  cloneMachine: 'clone',
-  destroyMachine: 'destroy',
-  updateMachineHardware: 'update_hardware',
-  powerMachine: 'power',
-  changeMachineNetwork: 'change_network',
-  changeMachineDepartment: 'change_department',
-};
 
 /** Who may see an operation: its machine's owner and department, or (networks, firewall) its department. */
 export interface OperationOwner {
@@ -88,7 +71,7 @@ export class Operations {
    * Starts an operation with a known id. A retry of the same request (same operation id) that finds its
    * operation already running or recorded is the same operation, not a conflict.
    */
-  async start<K extends Workflows>(
+  async start<K extends MachineWorkflow>(
     workflow: K,
     request: StartRequest<K> & { operationId: string; machineId: string },
     route: MachineRef & { actorId: string | null },
@@ -101,7 +84,7 @@ export class Operations {
       .values({
         id: request.operationId,
         workflowId,
-        type: TYPE[workflow],
+        type: MACHINE_OPERATION_TYPE[workflow],
         machineId: request.machineId,
         actorId: route.actorId,
         ownerId: route.ownerId,

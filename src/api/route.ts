@@ -7,22 +7,17 @@ import { randomUUID } from 'node:crypto';
 import { type OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { type Request, type Response, type Router } from 'express';
 import { type z, ZodError } from 'zod';
-import { OperationConflictError } from '../client/machine-operations';
+import { OperationConflictError } from '../client/errors';
 import { principalOf } from './auth';
 import { badRequest, conflictFromOperation, ProblemError, zodFieldErrors } from './errors';
-import { type IdempotencyStore, type HandlerResult, requestHash } from './idempotency';
+import { type HandlerResult, type RequestIds } from './handler';
+import { type IdempotencyStore, requestHash } from './idempotency';
 import { type Principal } from './permissions';
 import { ProblemSchema } from './schemas';
 
 type AnyObject = z.ZodObject | z.ZodPipe | z.ZodType;
 
-/** Ids a handler creates; pinned by the Idempotency-Key record so a retried request reuses them. */
-export interface RequestIds {
-  /** The id of the resource it creates (machine, user, department, template). */
-  resource: string;
-  /** The id of the operation it starts. */
-  operation: string;
-}
+export type { RequestIds } from './handler';
 
 /** What a handler receives. */
 export interface HandlerContext<P, Q, B> {

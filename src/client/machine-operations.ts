@@ -5,6 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type Client, type WorkflowHandle, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { CLOSE_GRACE_MS, closesWithin } from './closing';
+import { OperationConflictError, type ResourceKind } from './errors';
+import { MACHINE_OPERATION_TYPE } from './operation-types';
 import {
   CONTROL_TASK_QUEUE,
   machineWorkflowId,
@@ -18,30 +21,8 @@ import {
   type UpdateHardwareInput,
 } from '../workflows/shared';
 
-/** Another operation runs on this resource (a machine, a network, a firewall scope). */
-export class OperationConflictError extends Error {
-  override readonly name = 'OperationConflictError';
-  constructor(
-    /** The machine, network or firewall scope the operations compete for. */
-    public readonly machineId: string,
-    public readonly runningWorkflowId: string,
-    public readonly runningOperationId: string | null,
-    public readonly runningType: string | null,
-    /** What kind of resource it is (machine, network, firewall). */
-    public readonly resourceKind: 'machine' | 'network' | 'firewall' = 'machine',
-  ) {
-    super(
-      `another operation (${runningType ?? 'unknown'} ${runningOperationId ?? runningWorkflowId}) is running on ${resourceKind} ${machineId}`,
-    );
-  }
-  /** The contested resource's id (same as `machineId`, for resources that are not machines). */
-  get resourceId(): string {
-    return this.machineId;
-  }
-}
-
-/** How long a conflicting operation may take to close before the conflict is reported. */
-const CLOSE_GRACE_MS = 1500;
+/** Where {@link OperationConflictError} used to live: kept for the importers of this module. */
+export { OperationConflictError } from './errors';
 
 type Inputs = {
   createMachine: CreateMachineInput;
@@ -51,15 +32,6 @@ type Inputs = {
   powerMachine: PowerMachineInput;
   changeMachineNetwork: ChangeMachineNetworkInput;
   changeMachineDepartment: ChangeMachineDepartmentInput;
-};
-const TYPE: Record<keyof Inputs, string> = {
-  createMachine: 'create',
-  cloneMachine: 'clone',
-  destroyMachine: 'destroy',
-  updateMachineHardware: 'update_hardware',
-  powerMachine: 'power',
-  changeMachineNetwork: 'change_network',
-  changeMachineDepartment: 'change_department',
 };
 
 /** The input without the operation id: it is generated here unless given. */
@@ -82,7 +54,7 @@ export async function startKeyedWorkflow(
     /** Operation type (memo: shown to operators and in conflicts). */
     type: string;
     resourceId: string;
-    resourceKind?: 'machine' | 'network' | 'firewall';
+    resourceKind?: ResourceKind;
     /** Serialize instead of refusing: wait this long for a running operation to finish. */
     waitForRunningMs?: number;
   },
@@ -110,25 +82,15 @@ export async function startKeyedWorkflow(
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     const running = client.workflow.getHandle(opts.workflowId);
-    const left = deadline - Date.now();
-    const closed =
-      left > 0 &&
-      (await Promise.race([
-        running.result().then(
-          () => true,
-          () => true,
-        ),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), left).unref()),
-      ]));
-    if (closed) continue;
+    if (await closesWithin(client, opts.workflowId, deadline - Date.now())) continue;
     const info = await running.describe().catch(() => null);
     const memo = (info?.memo ?? {}) as { operationId?: string; type?: string };
     throw new OperationConflictError(
+      opts.resourceKind ?? 'machine',
       opts.resourceId,
       opts.workflowId,
       memo.operationId ?? null,
       memo.type ?? null,
-      opts.resourceKind ?? 'machine',
     );
   }
 }
@@ -150,7 +112,7 @@ export async function startMachineOperation<K extends keyof Inputs>(
     workflow,
     workflowId: machineWorkflowId(machineId),
     input,
-    type: TYPE[workflow],
+    type: MACHINE_OPERATION_TYPE[workflow],
     resourceId: machineId,
   });
   return { handle, operationId };

@@ -7,9 +7,7 @@
  * needs it). Deleting a department is refused while machines or networks belong to it, and takes its
  * filter row, rules, service settings and the custom filters scoped to it along.
  */
-import { randomUUID } from 'node:crypto';
-import { type EntityManager, In } from 'typeorm';
-import { publishEvent } from '../../activities/events';
+import { In } from 'typeorm';
 import { Department, DepartmentMember, type DepartmentRole } from '../../entities/department';
 import { FirewallFilter, FirewallRule, ServiceSetting } from '../../entities/firewall';
 import { Machine } from '../../entities/machine';
@@ -20,7 +18,12 @@ import { ensureDepartmentFilterRow } from '../../firewall/load';
 import { firewallWorkflowId, flushWorkflowId, libvirtNames } from '../../workflows/shared';
 import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, refused } from '../errors';
-import { canViewDepartment, canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
+import { filtersIncluding } from '../firewall-scope';
+import { assertIdle } from '../idle';
+import { isDuplicate, visibleDepartment } from '../lookups';
+import { keysetPage } from '../pagination';
+import { canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
+import { filterEvent, resourceEvent as event, userEvent } from '../resource-events';
 import { route, type RouteSpec } from '../route';
 import {
   CreateDepartmentBody,
@@ -37,28 +40,6 @@ import {
 } from '../schemas';
 import { DepartmentWithPolicySchema as DepartmentSchema } from '../schemas-firewall';
 import { departmentView as baseDepartmentView, templateView } from '../views';
-import { assertNoneRunning, filtersIncluding, filterView } from './firewall';
-import { decodeCursor, encodeCursor } from './machines';
-import { isDuplicate, userEvent } from './users';
-
-async function event(
-  m: EntityManager,
-  resource: string,
-  action: string,
-  id: string,
-  payload: Record<string, unknown>,
-  actor: Principal,
-): Promise<void> {
-  await publishEvent(m, {
-    resource,
-    action,
-    resourceId: id,
-    payload,
-    actorId: actor.id,
-    departmentId: resource === 'departments' ? id : null,
-    dedupeKey: `api:${randomUUID()}`,
-  });
-}
 
 /** A department as the API shows it: {@link baseDepartmentView} with its firewall preset. */
 export function departmentView(
@@ -67,12 +48,6 @@ export function departmentView(
   members?: Array<{ userId: string; role: DepartmentRole }>,
 ) {
   return { ...baseDepartmentView(d, myRole, members), firewallPolicy: d.firewallPolicy };
-}
-
-function page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number) {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
 }
 
 const taken = (what: string) =>
@@ -84,11 +59,7 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
     (
       await ctx.ds.getRepository(DepartmentMember).find({ where: { departmentId }, order: { userId: 'ASC' } })
     ).map((x) => ({ userId: x.userId, role: x.role }));
-  const visible = async (p: Principal, id: string) => {
-    const d = await ctx.ds.getRepository(Department).findOne({ where: { id } });
-    if (!d || !canViewDepartment(p, id)) throw notFound('department');
-    return d;
-  };
+  const visible = (p: Principal, id: string) => visibleDepartment(ctx, p, id);
   const adminOnly = (p: Principal, what: string) => {
     if (!isAdmin(p)) throw forbidden(`only admins may ${what}`);
   };
@@ -103,26 +74,13 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
         200: { description: 'a page of departments', schema: pageOf(DepartmentSchema, 'DepartmentPage') },
       },
       async handler({ principal: p, query }) {
-        const limit = query.limit ?? 50;
         const qb = ctx.ds.getRepository(Department).createQueryBuilder('d');
         if (!isAdmin(p)) {
           const mine = [...p.departments.keys()];
           if (!mine.length) return { status: 200, body: { items: [], nextCursor: null } };
           qb.where('d.id IN (:...mine)', { mine });
         }
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          qb.andWhere('(d.createdAt < :cAt OR (d.createdAt = :cAt AND d.id < :cId))', {
-            cAt: c.createdAt,
-            cId: c.id,
-          });
-        }
-        const rows = await qb
-          .orderBy('d.createdAt', 'DESC')
-          .addOrderBy('d.id', 'DESC')
-          .limit(limit + 1)
-          .getMany();
-        const pg = page(rows, limit);
+        const pg = await keysetPage<Department>(qb, 'd', query);
         return {
           status: 200,
           body: {
@@ -238,11 +196,14 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
           .getRepository(FirewallFilter)
           .find({ where: { departmentId: d.id }, select: { id: true, kind: true } });
         // A firewall change of the department (or of one of its custom filters) must not race the delete.
-        await assertNoneRunning(ctx, [
-          firewallWorkflowId(d.id),
-          flushWorkflowId(d.id),
-          ...scoped.filter((f) => f.kind === 'custom').map((f) => firewallWorkflowId(f.id)),
-        ]);
+        await assertIdle(ctx, {
+          kind: 'firewall',
+          workflowIds: [
+            firewallWorkflowId(d.id),
+            flushWorkflowId(d.id),
+            ...scoped.filter((f) => f.kind === 'custom').map((f) => firewallWorkflowId(f.id)),
+          ],
+        });
         await ctx.ds.transaction(async (m) => {
           // Lock the department row: a machine or network created meanwhile checks it exists.
           await m.findOne(Department, { where: { id: d.id }, lock: { mode: 'pessimistic_write' } });
@@ -270,15 +231,7 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
             );
           await event(m, 'departments', 'delete', d.id, { department: departmentView(d, null) }, p);
           for (const f of filters.filter((x) => x.kind === 'custom')) {
-            await publishEvent(m, {
-              resource: 'firewall',
-              action: 'filter_deleted',
-              resourceId: f.id,
-              payload: { filterId: f.id, filter: filterView(f) },
-              actorId: p.id,
-              departmentId: d.id,
-              dedupeKey: `api:${randomUUID()}`,
-            });
+            await filterEvent(m, 'filter_deleted', f, p, d.id);
           }
           if (filterIds.length) {
             await m.delete(FirewallRule, { filterId: In(filterIds) });
@@ -370,23 +323,7 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
         200: { description: 'a page of templates', schema: pageOf(TemplateSchema, 'TemplatePage') },
       },
       async handler({ query }) {
-        const limit = query.limit ?? 50;
-        const qb = repo().createQueryBuilder('t');
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          qb.where('(t.createdAt < :cAt OR (t.createdAt = :cAt AND t.id < :cId))', {
-            cAt: c.createdAt,
-            cId: c.id,
-          });
-        }
-        const pg = page(
-          await qb
-            .orderBy('t.createdAt', 'DESC')
-            .addOrderBy('t.id', 'DESC')
-            .limit(limit + 1)
-            .getMany(),
-          limit,
-        );
+        const pg = await keysetPage<MachineTemplate>(repo().createQueryBuilder('t'), 't', query);
         return { status: 200, body: { items: pg.items.map(templateView), nextCursor: pg.nextCursor } };
       },
     }),

@@ -1,26 +1,44 @@
 /**
- * /api/machines: list, get, and the operations (create, hardware, clone, power, destroy). The API checks
+ * Everything that can be done to a machine, under /api/machines: list, get, and the operations (create,
+ * hardware, clone, power, destroy, move to another network or department), and its firewall (its
+ * services and included filters). Every route that starts a `vm-<id>` workflow is here. The API checks
  * what is cheap before starting a workflow (permissions, existence, status, disk shrink, a running
  * operation); the workflow's own checks stay authoritative and a refusal there fails the operation.
  */
-import { Brackets } from 'typeorm';
-import { Department, DepartmentMember } from '../../entities/department';
+import { DepartmentMember } from '../../entities/department';
+import { FirewallFilter } from '../../entities/firewall';
 import { Host } from '../../entities/host';
 import { Machine } from '../../entities/machine';
 import { MachineTemplate } from '../../entities/machine-template';
 import { User } from '../../entities/user';
-import { HARDWARE_FROM, POWER_FROM } from '../../workflows/shared';
+import { ensureVmFilterRow, machineServices } from '../../firewall/load';
+import { MAX_INCLUDES } from '../../firewall/validate';
+import { mayOwnIn, nameTakenMessage, ownerProblem } from '../../machines/rules';
+import { firewallWorkflowId, HARDWARE_FROM, POWER_FROM, type FirewallChange } from '../../workflows/shared';
 import { type ApiContext } from '../context';
-import { badRequest, conflict, forbidden, notFound, refused } from '../errors';
+import { conflict, forbidden, notFound, refused } from '../errors';
 import {
-  belongsTo,
+  assertIncludableByVm,
+  departmentScope,
+  settle,
+  startChange,
+  toggleService,
+  visibleFilter,
+} from '../firewall-scope';
+import { type OperationRequest } from '../../client/machine-operations';
+import { type MachineWorkflow } from '../../client/operation-types';
+import { accepted, type RequestIds } from '../handler';
+import { assertIdle } from '../idle';
+import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
+import { keysetPage } from '../pagination';
+import {
   canChangeHardware,
   canCreateMachine,
   canOperateMachine,
-  canViewMachine,
   machineScope,
   type Principal,
 } from '../permissions';
+import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
 import { route, type RouteSpec } from '../route';
 import {
   CloneBody,
@@ -35,8 +53,16 @@ import {
   pageOf,
   PowerBody,
 } from '../schemas';
+import {
+  ApplyFilterBody,
+  MachineDepartmentBody,
+  MachineFilterParams,
+  MachineServiceBody,
+  MachineServicesResponse,
+  ServiceParams,
+} from '../schemas-firewall';
+import { MachineNetworkBody } from '../schemas-network';
 import { machineView, type MachineView } from '../views';
-import { visibleNetwork } from './networks';
 
 const LIST_COLUMNS = [
   'id',
@@ -61,53 +87,54 @@ const LIST_COLUMNS = [
   'updatedAt',
 ] as const;
 
-/** Opaque keyset cursor over (createdAt, id), newest first. */
-export function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([new Date(createdAt).toISOString(), id])).toString('base64url');
+/** A machine as its create (or clone) operation will make it: what the 202 shows before its row exists. */
+function creatingMachine(
+  m: Pick<
+    MachineView,
+    | 'id'
+    | 'name'
+    | 'ownerId'
+    | 'departmentId'
+    | 'templateId'
+    | 'hostName'
+    | 'cpu'
+    | 'memoryMiB'
+    | 'storageGiB'
+    | 'os'
+    | 'networkName'
+    | 'linkedClone'
+    | 'sourceMachineId'
+  >,
+  operationId: string,
+): MachineView {
+  return {
+    id: m.id,
+    name: m.name,
+    status: 'creating',
+    ownerId: m.ownerId,
+    departmentId: m.departmentId,
+    templateId: m.templateId,
+    hostName: m.hostName,
+    cpu: m.cpu,
+    memoryMiB: m.memoryMiB,
+    storageGiB: m.storageGiB,
+    os: m.os,
+    macAddress: null,
+    networkName: m.networkName,
+    linkedClone: m.linkedClone,
+    sourceMachineId: m.sourceMachineId,
+    pendingHardware: null,
+    currentOperationId: operationId,
+    lastError: null,
+    createdAt: null,
+    updatedAt: null,
+  };
 }
 
-/** Decodes a cursor; 400 when it is not one of ours. */
-export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    const createdAt = new Date(at);
-    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(createdAt.getTime()))
-      throw new Error('bad');
-    return { createdAt, id };
-  } catch {
-    throw badRequest('invalid cursor', [
-      { field: 'query.cursor', message: 'not a cursor returned by this API' },
-    ]);
-  }
-}
-
-async function hostNames(ctx: ApiContext): Promise<Map<string, string>> {
-  const hosts = await ctx.ds.getRepository(Host).find({ select: { id: true, name: true } });
-  return new Map(hosts.map((h) => [h.id, h.name]));
-}
-
-/** Loads a machine the caller may see, else 404 (whether it exists or not). */
-export async function visibleMachine(ctx: ApiContext, p: Principal, id: string): Promise<Machine> {
-  const m = await ctx.ds.getRepository(Machine).findOne({ where: { id } });
-  if (!m || !canViewMachine(p, m)) throw notFound('machine');
-  return m;
-}
-
-/** 409 when an operation is running on the machine (named). */
-export async function assertIdle(ctx: ApiContext, m: Machine): Promise<void> {
-  if (!m.currentOperationId) return;
-  const running = await ctx.operations.view(m.currentOperationId).catch(() => null);
-  if (running?.status === 'running') {
-    throw conflict(`another operation is running on this machine: ${running.type} ${running.id}`, {
-      title: 'Operation in progress',
-      runningOperation: { id: running.id, type: running.type, workflowId: running.workflowId },
-    });
-  }
-}
-
+/** 409 when the department already has a machine of this name. */
 async function nameTaken(ctx: ApiContext, departmentId: string, name: string): Promise<void> {
   if (await ctx.ds.getRepository(Machine).exists({ where: { departmentId, name } })) {
-    throw conflict(`a machine named "${name}" exists in this department`, {
+    throw conflict(nameTakenMessage(name), {
       errors: [{ field: 'name', message: 'taken' }],
     });
   }
@@ -138,6 +165,31 @@ async function machineNetwork(
   return { networkName: n.internalName, hostName: host.name };
 }
 
+/**
+ * Starts an operation on an existing machine and answers 202: the operation, actor and Idempotency-Key
+ * come from the request, its routing (owner, department) from the machine.
+ */
+async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine' | 'cloneMachine'>>(
+  ctx: ApiContext,
+  call: { p: Principal; m: Machine; ids: RequestIds; idempotencyKey: string | null },
+  workflow: K,
+  fields: Omit<OperationRequest<K>, 'operationId' | 'machineId' | 'actorId' | 'idempotencyKey'>,
+) {
+  const { p, m, ids, idempotencyKey } = call;
+  const operation = await ctx.operations.start(
+    workflow,
+    {
+      operationId: ids.operation,
+      machineId: m.id,
+      actorId: p.id,
+      idempotencyKey,
+      ...fields,
+    } as OperationRequest<K> & { operationId: string; machineId: string },
+    { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
+  );
+  return accepted(operation);
+}
+
 /** The machine routes. */
 export function machineRoutes(ctx: ApiContext): RouteSpec[] {
   return [
@@ -149,7 +201,6 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       query: MachineListQuery,
       responses: { 200: { description: 'a page of machines', schema: pageOf(MachineSchema, 'MachinePage') } },
       async handler({ principal, query }) {
-        const limit = query.limit ?? 50;
         // Raw rows with the host name joined: one query, no entity hydration (this is the hot list).
         const qb = ctx.ds
           .createQueryBuilder()
@@ -162,29 +213,12 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         if (query.status) qb.andWhere('m.status = :status', { status: query.status });
         if (query.department) qb.andWhere('m.departmentId = :department', { department: query.department });
         if (query.owner) qb.andWhere('m.ownerId = :owner', { owner: query.owner });
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          qb.andWhere(
-            new Brackets((w) =>
-              w
-                .where('m.createdAt < :cAt', { cAt: c.createdAt })
-                .orWhere('m.createdAt = :cAt AND m.id < :cId', { cId: c.id }),
-            ),
-          );
-        }
-        const rows = await qb
-          .orderBy('m.createdAt', 'DESC')
-          .addOrderBy('m.id', 'DESC')
-          .limit(limit + 1)
-          .getRawMany<Machine & { hostName: string | null }>();
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
+        const page = await keysetPage(qb, 'm', query, (q) =>
+          q.getRawMany<Machine & { hostName: string | null }>(),
+        );
         return {
           status: 200,
-          body: {
-            items: page.map((m) => machineView(m)),
-            nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-          },
+          body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },
         };
       },
     }),
@@ -217,8 +251,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       },
       async handler({ principal: p, body: b, ids, idempotencyKey }) {
         const ownerId = b.ownerId ?? p.id;
-        const dept = await ctx.ds.getRepository(Department).findOne({ where: { id: b.departmentId } });
-        if (!dept || !belongsTo(p, dept.id)) throw notFound('department', 'departmentId');
+        const dept = await visibleDepartment(ctx, p, b.departmentId, 'departmentId');
         if (!canCreateMachine(p, dept.id, ownerId))
           throw forbidden('only managers of the department may create machines for others');
         if (ownerId !== p.id) {
@@ -228,7 +261,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             (await ctx.ds
               .getRepository(DepartmentMember)
               .exists({ where: { departmentId: dept.id, userId: ownerId } }));
-          if (!owner || (!member && owner.role !== 'ADMIN'))
+          if (ownerProblem(owner, !!member))
             throw refused('the owner must be a member of the department', 'ownerId');
         }
         const template = await ctx.ds.getRepository(MachineTemplate).findOne({ where: { id: b.templateId } });
@@ -264,33 +297,25 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           },
           { ownerId, departmentId: dept.id, actorId: p.id },
         );
-        const machine: MachineView = {
-          id: machineId,
-          name: b.name,
-          status: 'creating',
-          ownerId,
-          departmentId: dept.id,
-          templateId: template.id,
-          hostName: network?.hostName ?? ctx.placementHost ?? null,
-          cpu: b.cpu ?? template.cpu,
-          memoryMiB: b.memory ?? template.memoryMiB,
-          storageGiB: b.storage ?? template.storageGiB,
-          os: template.os,
-          macAddress: null,
-          networkName: network?.networkName ?? null,
-          linkedClone: false,
-          sourceMachineId: null,
-          pendingHardware: null,
-          currentOperationId: operation.id,
-          lastError: null,
-          createdAt: null,
-          updatedAt: null,
-        };
-        return {
-          status: 202,
-          body: { machine, operation },
-          headers: { Location: `/api/operations/${operation.id}` },
-        };
+        const machine = creatingMachine(
+          {
+            id: machineId,
+            name: b.name,
+            ownerId,
+            departmentId: dept.id,
+            templateId: template.id,
+            hostName: network?.hostName ?? ctx.placementHost ?? null,
+            cpu: b.cpu ?? template.cpu,
+            memoryMiB: b.memory ?? template.memoryMiB,
+            storageGiB: b.storage ?? template.storageGiB,
+            os: template.os,
+            networkName: network?.networkName ?? null,
+            linkedClone: false,
+            sourceMachineId: null,
+          },
+          operation.id,
+        );
+        return accepted(operation, { machine });
       },
     }),
     route({
@@ -306,7 +331,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canChangeHardware(p, m))
           throw forbidden('only managers of the department and admins may change hardware');
-        await assertIdle(ctx, m);
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
         if (!HARDWARE_FROM.includes(m.status))
           throw refused(`cannot change the hardware of a machine that is ${m.status}`);
         if (b.storage !== undefined && b.storage < m.storageGiB) {
@@ -321,20 +346,11 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             .count({ where: { sourceMachineId: m.id, linkedClone: true } });
           if (clones > 0) throw refused('this machine backs linked clones; its disk cannot grow', 'storage');
         }
-        const operation = await ctx.operations.start(
-          'updateMachineHardware',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            actorId: p.id,
-            idempotencyKey,
-            ...(b.cpu !== undefined ? { cpu: b.cpu } : {}),
-            ...(b.memory !== undefined ? { memoryMiB: b.memory } : {}),
-            ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return { status: 202, body: { operation }, headers: { Location: `/api/operations/${operation.id}` } };
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'updateMachineHardware', {
+          ...(b.cpu !== undefined ? { cpu: b.cpu } : {}),
+          ...(b.memory !== undefined ? { memoryMiB: b.memory } : {}),
+          ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
+        });
       },
     }),
     route({
@@ -354,7 +370,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
         const source = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, source)) throw forbidden();
-        await assertIdle(ctx, source);
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: source.currentOperationId });
         if (source.status !== 'off')
           throw refused(`the source must be off to be cloned (it is ${source.status})`);
         await nameTaken(ctx, source.departmentId, b.name);
@@ -375,26 +391,18 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           { ownerId: p.id, departmentId: source.departmentId, actorId: p.id },
         );
         const hosts = await hostNames(ctx);
-        const machine: MachineView = {
-          ...machineView({ ...source, hostName: hosts.get(source.hostId) ?? null }),
-          id: machineId,
-          name: b.name,
-          status: 'creating',
-          ownerId: p.id,
-          macAddress: null,
-          linkedClone: linked,
-          sourceMachineId: source.id,
-          pendingHardware: null,
-          currentOperationId: operation.id,
-          lastError: null,
-          createdAt: null,
-          updatedAt: null,
-        };
-        return {
-          status: 202,
-          body: { machine, operation },
-          headers: { Location: `/api/operations/${operation.id}` },
-        };
+        const machine = creatingMachine(
+          {
+            ...machineView({ ...source, hostName: hosts.get(source.hostId) ?? null }),
+            id: machineId,
+            name: b.name,
+            ownerId: p.id,
+            linkedClone: linked,
+            sourceMachineId: source.id,
+          },
+          operation.id,
+        );
+        return accepted(operation, { machine });
       },
     }),
     route({
@@ -409,22 +417,13 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, m);
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
         if (!POWER_FROM[b.action].includes(m.status))
           throw refused(`cannot ${b.action} a machine that is ${m.status}`, 'action');
-        const operation = await ctx.operations.start(
-          'powerMachine',
-          {
-            operationId: ids.operation,
-            machineId: m.id,
-            action: b.action,
-            actorId: p.id,
-            idempotencyKey,
-            ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
-          },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return { status: 202, body: { operation }, headers: { Location: `/api/operations/${operation.id}` } };
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'powerMachine', {
+          action: b.action,
+          ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
+        });
       },
     }),
     route({
@@ -439,24 +438,195 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal: p, params, query, ids, idempotencyKey }) {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, m);
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
         const clones = await ctx.ds
           .getRepository(Machine)
           .count({ where: { sourceMachineId: m.id, linkedClone: true } });
         if (clones > 0) throw refused('this machine backs linked clones: destroy them first');
         const timeout = query.shutdownTimeoutSec ?? ctx.destroyShutdownTimeoutSec;
-        const operation = await ctx.operations.start(
-          'destroyMachine',
-          {
-            operationId: ids.operation,
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'destroyMachine', {
+          ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
+        });
+      },
+    }),
+  ];
+}
+
+/** Moving a machine's NIC to another network (listed, and documented, after the network routes). */
+export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
+  return [
+    route({
+      method: 'put',
+      path: '/api/machines/:id/network',
+      tag: 'networks',
+      summary: "Move a machine's NIC to another network (live when it runs, where libvirt can)",
+      params: IdParams,
+      body: MachineNetworkBody,
+      problems: [403, 404, 409, 422],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        if (!canOperateMachine(p, m)) throw forbidden();
+        const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
+        if (n.departmentId !== null && n.departmentId !== m.departmentId)
+          throw refused("the network belongs to another department than the machine's", 'networkId');
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+        if (!HARDWARE_FROM.includes(m.status))
+          throw refused(`cannot change the network of a machine that is ${m.status}`);
+        if (n.status !== 'active') throw refused(`the network is ${n.status}, not active`, 'networkId');
+        if (n.hostId !== m.hostId)
+          throw refused('the network is on another host than the machine', 'networkId');
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'changeMachineNetwork', {
+          networkId: n.id,
+        });
+      },
+    }),
+  ];
+}
+
+/** Starts setIncludes on a machine's VM filter, computed from its current includes. */
+async function changeMachineIncludes(
+  ctx: ApiContext,
+  p: Principal,
+  m: Machine,
+  ids: RequestIds,
+  idempotencyKey: string | null,
+  next: (current: string[]) => string[],
+) {
+  await settle(ctx, firewallWorkflowId(m.departmentId));
+  const filter = await ctx.ds.transaction((tx) => ensureVmFilterRow(tx, m.id, m.name));
+  const includes = next(filter.includes ?? []);
+  if (includes.length > MAX_INCLUDES)
+    throw refused(`a filter includes at most ${MAX_INCLUDES} filters`, 'filterId');
+  const change: FirewallChange = { type: 'setIncludes', filterId: filter.id, includes };
+  return startChange(ctx, p, departmentScope(m.departmentId), change, ids, idempotencyKey);
+}
+
+/**
+ * A machine's firewall (its services and included filters) and its department (listed, and documented,
+ * after the other firewall routes).
+ */
+export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
+  return [
+    route({
+      method: 'get',
+      path: '/api/machines/:id/services',
+      tag: 'firewall',
+      summary: "A VM's effective services, each with where its setting comes from (vm, department, default)",
+      params: IdParams,
+      problems: [404],
+      responses: { 200: { description: 'the services', schema: MachineServicesResponse } },
+      async handler({ principal: p, params }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        if (!canViewMachineFirewall(p, m)) throw notFound('machine');
+        return {
+          status: 200,
+          body: {
             machineId: m.id,
-            actorId: p.id,
-            idempotencyKey,
-            ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
+            departmentId: m.departmentId,
+            services: await machineServices(ctx.ds.manager, m.id),
           },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
+        };
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/machines/:id/services/:serviceId',
+      tag: 'firewall',
+      summary: "toggleVmService: a VM's own setting of a service (null: follow its department again)",
+      params: ServiceParams,
+      body: MachineServiceBody,
+      problems: [403, 404, 409],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        if (!canEditMachineFirewall(p, m))
+          throw forbidden("only the department's managers and admins may change a VM's services");
+        const operation = await toggleService(
+          ctx,
+          p,
+          { scope: 'vm', scopeId: m.id, departmentId: m.departmentId },
+          params.serviceId,
+          body,
+          ids,
+          idempotencyKey,
         );
-        return { status: 202, body: { operation }, headers: { Location: `/api/operations/${operation.id}` } };
+        return accepted(operation);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/machines/:id/filters',
+      tag: 'firewall',
+      summary: "applyFilterToVM: include a custom filter in a VM's filter",
+      params: IdParams,
+      body: ApplyFilterBody,
+      problems: [403, 404, 409, 422],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        if (!canEditMachineFirewall(p, m))
+          throw forbidden("only the department's managers and admins may change a VM's filters");
+        const target = await visibleFilter(ctx, p, body.filterId, 'filterId');
+        assertIncludableByVm(m.departmentId, target.filter);
+        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
+          current.includes(target.filter.id) ? current : [...current, target.filter.id],
+        );
+        return accepted(operation);
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/machines/:id/filters/:filterId',
+      tag: 'firewall',
+      summary: "Remove a custom filter from a VM's filter",
+      params: MachineFilterParams,
+      problems: [403, 404, 409],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, ids, idempotencyKey }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        if (!canEditMachineFirewall(p, m))
+          throw forbidden("only the department's managers and admins may change a VM's filters");
+        const own = await ctx.ds.getRepository(FirewallFilter).findOne({ where: { machineId: m.id } });
+        if (!own || !(own.includes ?? []).includes(params.filterId))
+          throw notFound('filter applied to this machine', 'filterId');
+        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
+          current.filter((x) => x !== params.filterId),
+        );
+        return accepted(operation);
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/machines/:id/department',
+      tag: 'firewall',
+      summary: 'Move a VM to another department (admins, or managers of both; the owner must be a member)',
+      params: IdParams,
+      body: MachineDepartmentBody,
+      problems: [403, 404, 409, 422],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        const m = await visibleMachine(ctx, p, params.id);
+        const target = await visibleDepartment(ctx, p, body.departmentId, 'departmentId');
+        if (!canMoveMachine(p, m, target.id))
+          throw forbidden('only admins and managers of both departments may move a machine');
+        if (target.id === m.departmentId)
+          throw refused('the machine is already in this department', 'departmentId');
+        const owner = await ctx.ds.getRepository(User).findOne({ where: { id: m.ownerId } });
+        const member = await ctx.ds
+          .getRepository(DepartmentMember)
+          .exists({ where: { departmentId: target.id, userId: m.ownerId } });
+        if (!mayOwnIn(owner, member))
+          throw refused("the machine's owner must be a member of the target department", 'departmentId');
+        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+        if (!HARDWARE_FROM.includes(m.status)) throw refused(`cannot move a machine that is ${m.status}`);
+        if (await ctx.ds.getRepository(Machine).exists({ where: { departmentId: target.id, name: m.name } }))
+          throw conflict(`a machine named "${m.name}" exists in the target department`, {
+            errors: [{ field: 'departmentId', message: 'a machine there has the same name' }],
+          });
+        return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'changeMachineDepartment', {
+          departmentId: target.id,
+        });
       },
     }),
   ];

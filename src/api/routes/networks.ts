@@ -1,6 +1,6 @@
 /**
- * /api/networks (list what the caller may use, get, create, update, delete) and PUT
- * /api/machines/:id/network (move a machine to another network). As for machines, the API checks what
+ * /api/networks (list what the caller may use, get, create, update, delete; moving a machine to another
+ * network is a machine route, src/api/routes/machines.ts). As for machines, the API checks what
  * it can before starting a workflow — every field of the request (src/networks/validate.ts), the names
  * and subnets of the database's networks and, when its libvirt connection reaches the network's host,
  * the host's libvirt networks and domains — so most bad requests never start one; the workflow checks
@@ -8,12 +8,12 @@
  * those of their departments.
  */
 import { In, IsNull, Not, type FindOptionsWhere } from 'typeorm';
-import { machinesOn, vmflowNetworksOn, designOf } from '../../activities/db-network';
-import { createNetworkActivities, type DomainOnNetwork } from '../../activities/network';
 import { Department } from '../../entities/department';
 import { Host } from '../../entities/host';
 import { Network } from '../../entities/network';
 import { lookupHostInterface } from '../../networks/host-interfaces';
+import { listHostNetworks, networkDomains, type DomainOnNetwork } from '../../networks/host-read';
+import { designOf, machinesOn, vmflowNetworksOn } from '../../networks/queries';
 import {
   designNetwork,
   findConflicts,
@@ -23,7 +23,6 @@ import {
   type NetworkProblem,
 } from '../../networks/validate';
 import {
-  HARDWARE_FROM,
   libvirtNames,
   networkWorkflowId,
   type CreateNetworkInput,
@@ -31,13 +30,14 @@ import {
 } from '../../workflows/shared';
 import { type ApiContext } from '../context';
 import { badRequest, conflict, forbidden, notFound, ProblemError, refused } from '../errors';
-import { belongsTo, canOperateMachine, isAdmin, type Principal } from '../permissions';
-import { assertIdle, visibleMachine } from './machines';
+import { accepted } from '../handler';
+import { assertIdle } from '../idle';
+import { hostNames, visibleNetwork } from '../lookups';
+import { isAdmin, type Principal } from '../permissions';
 import { route, type RouteSpec } from '../route';
 import { IdParams, OperationResponse } from '../schemas';
 import {
   CreateNetworkBody,
-  MachineNetworkBody,
   NetworkListQuery,
   NetworkListResponse,
   NetworkOperationResponse,
@@ -46,38 +46,9 @@ import {
 } from '../schemas-network';
 import { networkView } from '../views-network';
 
-/** May the caller see (and attach machines to) this network? Admins all; others shared ones and their departments'. */
-export function canUseNetwork(p: Principal, n: Pick<Network, 'departmentId'>): boolean {
-  return n.departmentId === null || belongsTo(p, n.departmentId);
-}
-
-/** Loads a network the caller may see, else 404 (whether it exists or not). */
-export async function visibleNetwork(
-  ctx: ApiContext,
-  p: Principal,
-  id: string,
-  field?: string,
-): Promise<Network> {
-  const n = await ctx.ds.getRepository(Network).findOne({ where: { id } });
-  if (!n || !(isAdmin(p) || canUseNetwork(p, n))) throw notFound('network', field);
-  return n;
-}
-
 const adminsOnly = (p: Principal) => {
   if (!isAdmin(p)) throw forbidden('only admins manage networks');
 };
-
-/** 409 while an operation runs on the network (named). */
-async function assertNetworkIdle(ctx: ApiContext, n: Network): Promise<void> {
-  if (!n.currentOperationId) return;
-  const running = await ctx.operations.view(n.currentOperationId).catch(() => null);
-  if (running?.status === 'running') {
-    throw conflict(`another operation is running on this network: ${running.type} ${running.id}`, {
-      title: 'Operation in progress',
-      runningOperation: { id: running.id, type: running.type, workflowId: running.workflowId },
-    });
-  }
-}
 
 /**
  * Answers a list of problems: 400 naming every invalid field; else 409 for a name or bridge another
@@ -104,10 +75,10 @@ function reject(problems: NetworkProblem[]): never {
   throw refused(unsupported!.message, unsupported!.field);
 }
 
-/** Host activities over the API's own libvirt connection, when it reaches this host (else null). */
+/** The API's own libvirt connection, when it reaches this host (else null). */
 function readHost(ctx: ApiContext, host: Host) {
   if (!ctx.libvirt || host.libvirtUri !== ctx.libvirt.uri) return null;
-  return createNetworkActivities({ libvirt: ctx.libvirt });
+  return ctx.libvirt;
 }
 
 /** The host's libvirt networks but `exceptName` (read-only; [] when libvirt cannot be asked from here). */
@@ -119,7 +90,7 @@ async function libvirtNeighbours(
   const read = readHost(ctx, host);
   if (!read) return [];
   try {
-    return (await read.listHostNetworks())
+    return (await listHostNetworks(read))
       .filter((n) => n.name !== exceptName)
       .map((n) => ({ label: `libvirt network ${n.name}`, cidrs: n.cidrs, bridgeName: n.bridgeName }));
   } catch (err) {
@@ -137,25 +108,15 @@ async function domainsOn(
   const read = host ? readHost(ctx, host) : null;
   if (!read) return [];
   try {
-    return await read.networkDomains({ internalName });
+    return await networkDomains(read, { internalName });
   } catch (err) {
     ctx.logger.warn({ err }, 'could not list the host domains; the workflow will check');
     return [];
   }
 }
 
-const accepted = (body: Record<string, unknown>, operationId: string) => ({
-  status: 202,
-  body,
-  headers: { Location: `/api/operations/${operationId}` },
-});
-
 /** The network routes. */
 export function networksRoutes(ctx: ApiContext): RouteSpec[] {
-  const hostNames = async () => {
-    const hosts = await ctx.ds.getRepository(Host).find({ select: { id: true, name: true } });
-    return new Map(hosts.map((h) => [h.id, h.name]));
-  };
   return [
     route({
       method: 'get',
@@ -184,7 +145,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
         else if (depts.length) scopes.push({ ...base, departmentId: In(depts) });
         if (!scopes.length) return { status: 200, body: { items: [] } };
         const rows = await ctx.ds.getRepository(Network).find({ where: scopes, order: { name: 'ASC' } });
-        const hosts = await hostNames();
+        const hosts = await hostNames(ctx);
         return { status: 200, body: { items: rows.map((n) => networkView(n, hosts.get(n.hostId) ?? null)) } };
       },
     }),
@@ -198,7 +159,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
       responses: { 200: { description: 'the network', schema: NetworkSchema } },
       async handler({ principal, params }) {
         const n = await visibleNetwork(ctx, principal, params.id);
-        return { status: 200, body: networkView(n, (await hostNames()).get(n.hostId) ?? null) };
+        return { status: 200, body: networkView(n, (await hostNames(ctx)).get(n.hostId) ?? null) };
       },
     }),
     route({
@@ -313,7 +274,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           }),
           host.name,
         );
-        return accepted({ network, operation }, operation.id);
+        return accepted(operation, { network });
       },
     }),
     route({
@@ -329,7 +290,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
         const n = await visibleNetwork(ctx, p, params.id);
         adminsOnly(p);
-        await assertNetworkIdle(ctx, n);
+        await assertIdle(ctx, { kind: 'network', currentOperationId: n.currentOperationId });
         if (n.status !== 'active') throw conflict(`the network is ${n.status}, not active`);
         const planned = planNetworkUpdate({ ...designOf(n), name: n.name }, b);
         if (!planned.ok) reject(planned.problems);
@@ -398,7 +359,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           actorId: p.id,
           departmentId: n.departmentId,
         });
-        return accepted({ operation }, operation.id);
+        return accepted(operation);
       },
     }),
     route({
@@ -412,7 +373,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ principal: p, params, ids, idempotencyKey }) {
         const n = await visibleNetwork(ctx, p, params.id);
         adminsOnly(p);
-        await assertNetworkIdle(ctx, n);
+        await assertIdle(ctx, { kind: 'network', currentOperationId: n.currentOperationId });
         const machines = await machinesOn(ctx.ds.manager, n.internalName);
         const departments = await ctx.ds
           .getRepository(Department)
@@ -457,36 +418,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           actorId: p.id,
           departmentId: n.departmentId,
         });
-        return accepted({ operation }, operation.id);
-      },
-    }),
-    route({
-      method: 'put',
-      path: '/api/machines/:id/network',
-      tag: 'networks',
-      summary: "Move a machine's NIC to another network (live when it runs, where libvirt can)",
-      params: IdParams,
-      body: MachineNetworkBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
-        const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
-        if (n.departmentId !== null && n.departmentId !== m.departmentId)
-          throw refused("the network belongs to another department than the machine's", 'networkId');
-        await assertIdle(ctx, m);
-        if (!HARDWARE_FROM.includes(m.status))
-          throw refused(`cannot change the network of a machine that is ${m.status}`);
-        if (n.status !== 'active') throw refused(`the network is ${n.status}, not active`, 'networkId');
-        if (n.hostId !== m.hostId)
-          throw refused('the network is on another host than the machine', 'networkId');
-        const operation = await ctx.operations.start(
-          'changeMachineNetwork',
-          { operationId: ids.operation, machineId: m.id, networkId: n.id, actorId: p.id, idempotencyKey },
-          { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-        );
-        return accepted({ operation }, operation.id);
+        return accepted(operation);
       },
     }),
   ];

@@ -2,16 +2,16 @@
  * /api/auth (login, me) and /api/users (admins manage users; a user reads itself and may change its own
  * names and password). User changes write `users:*` events in the same transaction.
  */
-import { randomUUID } from 'node:crypto';
-import { type EntityManager, QueryFailedError } from 'typeorm';
-import { publishEvent } from '../../activities/events';
 import { DepartmentMember } from '../../entities/department';
 import { Machine } from '../../entities/machine';
 import { User } from '../../entities/user';
 import { hashPassword, signToken, verifyCredentials } from '../auth';
 import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, ProblemError, refused } from '../errors';
-import { canViewUser, isAdmin, loadPrincipal, type Principal } from '../permissions';
+import { isDuplicate } from '../lookups';
+import { keysetPage } from '../pagination';
+import { canViewUser, isAdmin, loadPrincipal } from '../permissions';
+import { userEvent } from '../resource-events';
 import { route, type RouteSpec } from '../route';
 import {
   CreateUserBody,
@@ -24,30 +24,12 @@ import {
   UserSchema,
 } from '../schemas';
 import { userView } from '../views';
-import { decodeCursor, encodeCursor } from './machines';
 
-/** True for a duplicate-key error (a unique name or e-mail is taken). */
-export const isDuplicate = (err: unknown) =>
-  err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
-
-/** Writes a `users:<action>` event for a user (to admins and the user). */
-export async function userEvent(
-  m: EntityManager,
-  action: string,
-  user: User,
-  actor: Principal | null,
-  extra: Record<string, unknown> = {},
-): Promise<void> {
-  const memberships = await m.find(DepartmentMember, { where: { userId: user.id } });
-  await publishEvent(m, {
-    resource: 'users',
-    action,
-    resourceId: user.id,
-    payload: { user: userView(user, new Map(memberships.map((x) => [x.departmentId, x.role]))), ...extra },
-    actorId: actor?.id ?? null,
-    dedupeKey: `api:${randomUUID()}`,
-  });
-}
+/** A duplicate key is a taken e-mail (409); anything else is returned as is, to be thrown. */
+const emailTaken = (err: unknown) =>
+  isDuplicate(err)
+    ? conflict('a user with this e-mail exists', { errors: [{ field: 'email', message: 'taken' }] })
+    : err;
 
 /** The auth and user routes. */
 export function userRoutes(ctx: ApiContext): RouteSpec[] {
@@ -92,28 +74,10 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
       responses: { 200: { description: 'a page of users', schema: pageOf(UserSchema, 'UserPage') } },
       async handler({ principal, query }) {
         if (!isAdmin(principal)) throw forbidden('only admins may list users');
-        const limit = query.limit ?? 50;
-        const qb = users().createQueryBuilder('u');
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          qb.where('(u.createdAt < :cAt OR (u.createdAt = :cAt AND u.id < :cId))', {
-            cAt: c.createdAt,
-            cId: c.id,
-          });
-        }
-        const rows = await qb
-          .orderBy('u.createdAt', 'DESC')
-          .addOrderBy('u.id', 'DESC')
-          .limit(limit + 1)
-          .getMany();
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
+        const page = await keysetPage<User>(users().createQueryBuilder('u'), 'u', query);
         return {
           status: 200,
-          body: {
-            items: page.map((u) => userView(u)),
-            nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-          },
+          body: { items: page.items.map((u) => userView(u)), nextCursor: page.nextCursor },
         };
       },
     }),
@@ -166,11 +130,7 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
             headers: { Location: `/api/users/${user.id}` },
           };
         } catch (err) {
-          if (isDuplicate(err))
-            throw conflict('a user with this e-mail exists', {
-              errors: [{ field: 'email', message: 'taken' }],
-            });
-          throw err;
+          throw emailTaken(err);
         }
       },
     }),
@@ -212,11 +172,7 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           const p = (await loadPrincipal(ctx.ds, user.id))!;
           return { status: 200, body: userView(user, p.departments) };
         } catch (err) {
-          if (isDuplicate(err))
-            throw conflict('a user with this e-mail exists', {
-              errors: [{ field: 'email', message: 'taken' }],
-            });
-          throw err;
+          throw emailTaken(err);
         }
       },
     }),

@@ -13,27 +13,18 @@ import { type Machine } from '../../../src/entities/machine';
 import { type MachineTemplate } from '../../../src/entities/machine-template';
 import { Operation } from '../../../src/entities/operation';
 import { OperationRequest } from '../../../src/entities/operation-request';
-import { type User } from '../../../src/entities/user';
 import { maxEventId, seedMachineRow, startApi, type ApiHarness } from '../../support/api-harness';
+import { runAccessMatrix, uncoveredRoutes, type AccessRow } from '../../support/access-matrix';
 import { seedDepartment, seedTemplate, seedUser } from '../../support/db';
+import { seedCallers, type Caller, type CallerUsers } from '../../support/principals';
 import { startStack, type Stack } from '../../support/stack';
 
-type Caller = 'anonymous' | 'owner' | 'peer' | 'outsider' | 'manager' | 'admin';
-const CALLERS: Caller[] = ['anonymous', 'owner', 'peer', 'outsider', 'manager', 'admin'];
-
-interface Row {
-  method: string;
-  /** Express path of the route (to check the table covers every route). */
-  route: string;
-  path: () => string;
-  body?: () => unknown;
-  expect: [anonymous: number, owner: number, peer: number, outsider: number, manager: number, admin: number];
-}
+type Row = AccessRow;
 
 describe('API access: every endpoint × every kind of caller', () => {
   let stack: Stack;
   let h: ApiHarness;
-  const u = {} as Record<Exclude<Caller, 'anonymous'>, User>;
+  let u: CallerUsers;
   let deptA: Department;
   let deptB: Department;
   let template: MachineTemplate;
@@ -49,11 +40,7 @@ describe('API access: every endpoint × every kind of caller', () => {
     stack = await startStack({ workers: false });
     h = await startApi(stack);
     const ds = stack.dataSource;
-    u.owner = await seedUser(ds);
-    u.peer = await seedUser(ds);
-    u.outsider = await seedUser(ds);
-    u.manager = await seedUser(ds);
-    u.admin = await seedUser(ds, 'ADMIN');
+    u = await seedCallers(ds);
     deptA = await seedDepartment(ds, [
       [u.owner, 'MEMBER'],
       [u.peer, 'MEMBER'],
@@ -363,37 +350,18 @@ describe('API access: every endpoint × every kind of caller', () => {
   });
 
   it('the table covers every route of the app', () => {
-    const table = new Set(rows.map((r) => `${r.method} ${r.route}`));
-    // Firewall and network routes have tables of their own (firewall-access.test.ts, networks/api.test.ts),
-    // each checking that it covers every route of its tag.
-    const routes = h.api.routes
-      .filter((r) => r.tag !== 'firewall' && r.tag !== 'networks')
-      .map((r) => `${r.method.toUpperCase()} ${r.path}`);
-    expect(routes.filter((r) => !table.has(r))).toEqual([]);
+    // Firewall and network routes have tables of their own (firewall/firewall-access.test.ts,
+    // networks/api.test.ts), each checking that it covers every route of its tag.
+    expect(uncoveredRoutes(h.api.routes, rows, (r) => r.tag !== 'firewall' && r.tag !== 'networks')).toEqual(
+      [],
+    );
   });
 
   it('answers each caller as expected', async () => {
-    const got: string[] = [];
-    const want: string[] = [];
-    for (const row of rows) {
-      for (const [i, caller] of CALLERS.entries()) {
-        const res = await h.call(row.method, row.path(), {
-          as: caller === 'anonymous' ? null : u[caller],
-          ...(row.body ? { body: row.body() } : {}),
-        });
-        got.push(`${row.method} ${row.route} as ${caller}: ${res.status}`);
-        want.push(`${row.method} ${row.route} as ${caller}: ${row.expect[i]}`);
-        if (res.status >= 400) {
-          expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-          expect(res.body).toMatchObject({
-            status: res.status,
-            title: expect.any(String),
-            detail: expect.any(String),
-          });
-          expect(JSON.stringify(res.body)).not.toMatch(/at .+\.ts:\d+|SELECT |INSERT |virDomain|stack/i);
-        }
-      }
-    }
+    const { got, want } = await runAccessMatrix(h, u, rows, {
+      internals: /at .+\.ts:\d+|SELECT |INSERT |virDomain|stack/i,
+      detail: true,
+    });
     expect(got).toEqual(want);
   });
 

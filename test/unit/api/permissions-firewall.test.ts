@@ -16,31 +16,8 @@ import {
   filterScope,
   mayInclude,
 } from '../../../src/api/permissions-firewall';
-import { type DepartmentRole } from '../../../src/entities/department';
+import { admin, everyone, manager, managerB, owner, principal } from '../../support/principals';
 
-const principal = (
-  id: string,
-  role: 'ADMIN' | 'USER',
-  departments: Array<[string, DepartmentRole]> = [],
-): Principal => ({
-  id,
-  email: `${id}@x`,
-  role,
-  firstName: '',
-  lastName: '',
-  departments: new Map(departments),
-});
-
-const owner = principal('owner', 'USER', [['A', 'MEMBER']]);
-const peer = principal('peer', 'USER', [['A', 'MEMBER']]);
-const outsider = principal('outsider', 'USER', [['B', 'MEMBER']]);
-const manager = principal('manager', 'USER', [['A', 'MANAGER']]);
-const managerB = principal('managerB', 'USER', [
-  ['B', 'MANAGER'],
-  ['A', 'MEMBER'],
-]);
-const admin = principal('admin', 'ADMIN');
-const everyone = { owner, peer, outsider, manager, managerB, admin };
 type Who = keyof typeof everyone;
 
 const vm = { ownerId: 'owner', departmentId: 'A' };

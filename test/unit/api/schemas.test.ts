@@ -1,7 +1,7 @@
 /** Request schemas, field errors, cursors and idempotency fingerprints (pure). */
 import { zodFieldErrors } from '../../../src/api/errors';
 import { requestHash } from '../../../src/api/idempotency';
-import { decodeCursor, encodeCursor } from '../../../src/api/routes/machines';
+import { decodeCursor, encodeCursor } from '../../../src/api/pagination';
 import { CreateMachineBody, HardwareBody, MachineName } from '../../../src/api/schemas';
 
 const ok = {

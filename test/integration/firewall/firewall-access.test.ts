@@ -10,33 +10,16 @@ import { type Department } from '../../../src/entities/department';
 import { FirewallFilter, FirewallRule } from '../../../src/entities/firewall';
 import { Host } from '../../../src/entities/host';
 import { type Machine } from '../../../src/entities/machine';
-import { type User } from '../../../src/entities/user';
 import { ensureDepartmentFilterRow, ensureVmFilterRow } from '../../../src/firewall/load';
 import { libvirtNames } from '../../../src/workflows/shared';
 import { seedMachineRow, startApi, type ApiHarness } from '../../support/api-harness';
-import { seedDepartment, seedTemplate, seedUser } from '../../support/db';
+import { runAccessMatrix, uncoveredRoutes, type AccessRow } from '../../support/access-matrix';
+import { seedDepartment, seedTemplate } from '../../support/db';
 import { waitFor } from '../../support/machines';
+import { seedCallers, type Caller, type CallerUsers } from '../../support/principals';
 import { startStack, type Stack } from '../../support/stack';
 
-type Caller = 'anonymous' | 'owner' | 'peer' | 'outsider' | 'manager' | 'admin';
-const CALLERS: Caller[] = ['anonymous', 'owner', 'peer', 'outsider', 'manager', 'admin'];
-
-interface Row {
-  method: string;
-  /** Express path of the route (to check the table covers every firewall route). */
-  route: string;
-  path: (caller: Caller) => string;
-  body?: () => unknown;
-  /** null: not asked (see the row). */
-  expect: [
-    anonymous: number,
-    owner: number,
-    peer: number,
-    outsider: number,
-    manager: number,
-    admin: number | null,
-  ];
-}
+type Row = AccessRow;
 
 /** Removes the libvirt filters whose names contain one of these ids (users before what they include). */
 async function removeLibvirtFilters(stack: Stack, ids: string[]): Promise<void> {
@@ -57,7 +40,7 @@ async function removeLibvirtFilters(stack: Stack, ids: string[]): Promise<void> 
 describe('firewall API access: every route × every kind of caller', () => {
   let stack: Stack;
   let h: ApiHarness;
-  const u = {} as Record<Exclude<Caller, 'anonymous'>, User>;
+  let u: CallerUsers;
   let deptA: Department;
   let deptB: Department;
   let deptD: Department;
@@ -106,11 +89,7 @@ describe('firewall API access: every route × every kind of caller', () => {
     stack = await startStack();
     h = await startApi(stack);
     const ds = stack.dataSource;
-    u.owner = await seedUser(ds);
-    u.peer = await seedUser(ds);
-    u.outsider = await seedUser(ds);
-    u.manager = await seedUser(ds);
-    u.admin = await seedUser(ds, 'ADMIN');
+    u = await seedCallers(ds);
     deptA = await seedDepartment(ds, [
       [u.owner, 'MEMBER'],
       [u.peer, 'MEMBER'],
@@ -403,38 +382,14 @@ describe('firewall API access: every route × every kind of caller', () => {
   });
 
   it('the table covers every firewall route', () => {
-    const table = new Set(rows.map((r) => `${r.method} ${r.route}`));
-    const firewall = h.api.routes
-      .filter((r) => r.tag === 'firewall')
-      .map((r) => `${r.method.toUpperCase()} ${r.path}`);
-    expect(firewall.length).toBeGreaterThanOrEqual(20);
-    expect(firewall.filter((r) => !table.has(r))).toEqual([]);
+    expect(h.api.routes.filter((r) => r.tag === 'firewall').length).toBeGreaterThanOrEqual(20);
+    expect(uncoveredRoutes(h.api.routes, rows, (r) => r.tag === 'firewall')).toEqual([]);
   });
 
   it('answers each caller as expected', async () => {
-    const got: string[] = [];
-    const want: string[] = [];
-    for (const row of rows) {
-      for (const [i, caller] of CALLERS.entries()) {
-        if (row.expect[i] === null) continue;
-        const path = row.path(caller);
-        const res = await h.call(row.method, path, {
-          as: caller === 'anonymous' ? null : u[caller],
-          ...(row.body ? { body: row.body() } : {}),
-        });
-        got.push(`${row.method} ${path} as ${caller}: ${res.status}`);
-        want.push(`${row.method} ${path} as ${caller}: ${row.expect[i]}`);
-        if (res.status >= 400) {
-          expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-          expect(res.body).toMatchObject({ status: res.status, title: expect.any(String) });
-          expect(JSON.stringify(res.body)).not.toMatch(/at .+\.ts:\d+|SELECT |INSERT |virNWFilter|stack/i);
-        }
-        if (res.status === 202) {
-          expect(res.body.operation).toMatchObject({ id: expect.any(String), status: expect.any(String) });
-          expect(res.headers.get('location')).toBe(`/api/operations/${res.body.operation.id}`);
-        }
-      }
-    }
+    const { got, want } = await runAccessMatrix(h, u, rows, {
+      internals: /at .+\.ts:\d+|SELECT |INSERT |virNWFilter|stack/i,
+    });
     expect(got).toEqual(want);
   });
 

@@ -1,0 +1,403 @@
+/**
+ * /api/filters: custom, department and VM filters, their user rules and includes, and pushing them to
+ * libvirt (flush). The DB is the truth and libvirt is kept equal to it by workflows: everything that
+ * changes what libvirt enforces starts `firewallChange` (or `flushFilters`) and answers 202 with the
+ * operation; only what never reaches libvirt by itself (a custom filter's row, its name) is written here.
+ * The API checks what is cheap (permissions, existence, rule content, includes); the workflow's own checks
+ * stay authoritative.
+ */
+import { type EntityManager, In } from 'typeorm';
+import { OperationConflictError } from '../../client/errors';
+import { FirewallFilter, FirewallRule } from '../../entities/firewall';
+import { describeFilter } from '../../firewall/load';
+import { normalizeUserRule } from '../../firewall/validate';
+import {
+  firewallWorkflowId,
+  flushWorkflowId,
+  libvirtNames,
+  type FirewallChange,
+  type FlushFiltersInput,
+} from '../../workflows/shared';
+import { type ApiContext } from '../context';
+import { conflict, conflictFromOperation, forbidden, notFound, refused } from '../errors';
+import {
+  assertRuleOf,
+  editableFilter,
+  filtersIncluding,
+  loadFilter,
+  scopeOf,
+  SCOPE_WAIT_MS,
+  startChange,
+  visibleFilter,
+  type LoadedFilter,
+} from '../firewall-scope';
+import { accepted, type RequestIds } from '../handler';
+import { assertIdle } from '../idle';
+import { visibleDepartment } from '../lookups';
+import { keysetPage } from '../pagination';
+import { type Principal } from '../permissions';
+import { canCreateFilter, canFlush, canViewFilter, filterScope, mayInclude } from '../permissions-firewall';
+import { filterEvent } from '../resource-events';
+import { route, type RouteSpec } from '../route';
+import { IdParams, OperationResponse, pageOf } from '../schemas';
+import {
+  CreateFilterBody,
+  FilterDescriptionSchema,
+  FilterListQuery,
+  FilterSchema,
+  FlushBody,
+  IncludesBody,
+  RuleBody,
+  RuleOperationResponse,
+  RuleParams,
+  UpdateFilterBody,
+} from '../schemas-firewall';
+import { filterView } from '../views-firewall';
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+/** 409 when another custom filter of the same scope has this name. */
+async function assertNameFree(m: EntityManager, name: string, departmentId: string | null, except?: string) {
+  const qb = m
+    .getRepository(FirewallFilter)
+    .createQueryBuilder('f')
+    .where("f.kind = 'custom' AND f.name = :name", { name });
+  if (departmentId) qb.andWhere('f.departmentId = :departmentId', { departmentId });
+  else qb.andWhere('f.departmentId IS NULL');
+  if (except) qb.andWhere('f.id <> :except', { except });
+  if (await qb.getExists())
+    throw conflict('a custom filter with this name exists here', {
+      errors: [{ field: 'name', message: 'taken' }],
+    });
+}
+/**
+ * Checks the includes of a filter: each one a custom filter the caller may see (else 404 naming it), that
+ * this filter may include (global, or of its department), not itself, and not making a cycle (422).
+ */
+async function checkIncludes(
+  ctx: ApiContext,
+  p: Principal,
+  owner: LoadedFilter,
+  includes: string[],
+  field = 'includes',
+): Promise<void> {
+  const scopeDepartment = scopeOf(owner).departmentId;
+  for (const [i, id] of includes.entries()) {
+    const at = `${field}.${i}`;
+    const lf = await loadFilter(ctx.ds.manager, id);
+    if (!lf || !canViewFilter(p, lf)) throw notFound('filter', at);
+    const f = lf.filter;
+    if (id === owner.filter.id) throw refused('a filter cannot include itself', at);
+    if (!mayInclude(scopeDepartment, f))
+      throw refused(
+        f.kind !== 'custom'
+          ? 'only custom filters can be included'
+          : scopeDepartment
+            ? "a filter can include only global custom filters or its own department's"
+            : 'a global filter can include only global custom filters',
+        at,
+      );
+  }
+  if (owner.filter.kind !== 'custom') return;
+  // A custom filter may be included by others: refuse a cycle back to it.
+  const seen = new Set<string>();
+  let frontier = includes;
+  while (frontier.length) {
+    const next = await ctx.ds.getRepository(FirewallFilter).find({ where: { id: In(frontier) } });
+    frontier = [];
+    for (const f of next) {
+      for (const inc of f.includes ?? []) {
+        if (inc === owner.filter.id)
+          throw refused(`including ${f.name} would make a cycle back to this filter`, field);
+        if (!seen.has(inc)) {
+          seen.add(inc);
+          frontier.push(inc);
+        }
+      }
+    }
+  }
+}
+
+/** A user rule as the request gives it, normalized (every problem of it reported at once). */
+const userRule = (body: unknown) =>
+  normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
+
+/** The filter routes. */
+export function filterRoutes(ctx: ApiContext): RouteSpec[] {
+  /**
+   * Loads a filter the caller may change (404/403), checks and builds the change with `make`, and
+   * starts it in the filter's scope.
+   */
+  const changeFilter = async (
+    call: { p: Principal; ids: RequestIds; idempotencyKey: string | null },
+    filterId: string,
+    make: (lf: LoadedFilter) => FirewallChange | Promise<FirewallChange>,
+  ) => {
+    const lf = await editableFilter(ctx, call.p, filterId);
+    const change = await make(lf);
+    return startChange(ctx, call.p, scopeOf(lf), change, call.ids, call.idempotencyKey);
+  };
+  return [
+    route({
+      method: 'get',
+      path: '/api/filters',
+      tag: 'firewall',
+      summary:
+        'The filters the caller may see (admins: all; managers: their departments’, their VMs’, custom)',
+      query: FilterListQuery,
+      responses: { 200: { description: 'a page of filters', schema: pageOf(FilterSchema, 'FilterPage') } },
+      async handler({ principal: p, query }) {
+        const qb = ctx.ds.getRepository(FirewallFilter).createQueryBuilder('f');
+        const scope = filterScope(p);
+        if (scope) qb.where(scope.where, scope.params);
+        if (query.kind) qb.andWhere('f.kind = :kind', { kind: query.kind });
+        if (query.department) qb.andWhere('f.departmentId = :dept', { dept: query.department });
+        const page = await keysetPage<FirewallFilter>(qb, 'f', query);
+        return { status: 200, body: { items: page.items.map(filterView), nextCursor: page.nextCursor } };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/filters/:id',
+      tag: 'firewall',
+      summary: 'A filter: its user rules (with ids), the derived preset/service rules, its libvirt name',
+      params: IdParams,
+      problems: [404],
+      responses: { 200: { description: 'the filter', schema: FilterDescriptionSchema } },
+      async handler({ principal: p, params }) {
+        await visibleFilter(ctx, p, params.id);
+        const d = await describeFilter(ctx.ds.manager, params.id);
+        if (!d) throw notFound('filter');
+        return {
+          status: 200,
+          body: {
+            ...filterView(d.filter),
+            rules: d.rules.map((r) => ({ id: r.id, rule: r.rule, createdAt: iso(r.createdAt) })),
+            derived: d.derived,
+            filterrefs: (d.spec.filterrefs ?? []).map((r) => r.filter),
+          },
+        };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/filters',
+      tag: 'firewall',
+      summary: 'Create a custom filter (admins; managers for their department). DB only until included',
+      body: CreateFilterBody,
+      problems: [403, 404, 409],
+      responses: { 201: { description: 'the filter', schema: FilterSchema } },
+      async handler({ principal: p, body, ids }) {
+        const departmentId = body.departmentId ?? null;
+        if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
+        if (!canCreateFilter(p, departmentId))
+          throw forbidden(
+            departmentId
+              ? 'only managers of the department and admins may create its filters'
+              : 'only admins may create global filters',
+          );
+        const f = await ctx.ds.transaction(async (m) => {
+          const existing = await m.findOne(FirewallFilter, { where: { id: ids.resource } });
+          if (existing) return existing;
+          await assertNameFree(m, body.name, departmentId);
+          await m.insert(FirewallFilter, {
+            id: ids.resource,
+            kind: 'custom',
+            name: body.name,
+            description: body.description ?? null,
+            internalName: libvirtNames.customFilter(ids.resource),
+            departmentId,
+            machineId: null,
+            includes: [],
+            version: 1,
+          });
+          const f = await m.findOneOrFail(FirewallFilter, { where: { id: ids.resource } });
+          await filterEvent(m, 'filter_created', f, p);
+          return f;
+        });
+        return { status: 201, body: filterView(f), headers: { Location: `/api/filters/${f.id}` } };
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/api/filters/:id',
+      tag: 'firewall',
+      summary: 'Rename a filter or change its description (DB only)',
+      params: IdParams,
+      body: UpdateFilterBody,
+      problems: [403, 404, 409],
+      responses: { 200: { description: 'the filter', schema: FilterSchema } },
+      async handler({ principal: p, params, body }) {
+        const lf = await editableFilter(ctx, p, params.id);
+        const f = await ctx.ds.transaction(async (m) => {
+          if (body.name !== undefined && lf.filter.kind === 'custom')
+            await assertNameFree(m, body.name, lf.filter.departmentId, lf.filter.id);
+          await m.update(
+            FirewallFilter,
+            { id: lf.filter.id },
+            {
+              ...(body.name !== undefined ? { name: body.name } : {}),
+              ...(body.description !== undefined ? { description: body.description } : {}),
+            },
+          );
+          const f = await m.findOneOrFail(FirewallFilter, { where: { id: lf.filter.id } });
+          await filterEvent(m, 'filter_updated', f, p, scopeOf(lf).departmentId);
+          return f;
+        });
+        return { status: 200, body: filterView(f) };
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/filters/:id',
+      tag: 'firewall',
+      summary: 'Delete a custom filter that no filter includes (409 lists those that do)',
+      params: IdParams,
+      problems: [403, 404, 409, 422],
+      responses: { 204: { description: 'deleted' } },
+      async handler({ principal: p, params }) {
+        const lf = await editableFilter(ctx, p, params.id);
+        if (lf.filter.kind !== 'custom')
+          throw refused(
+            `a ${lf.filter.kind} filter lives and dies with its ${lf.filter.kind === 'vm' ? 'machine' : 'department'}`,
+          );
+        await assertIdle(ctx, { kind: 'firewall', workflowIds: [firewallWorkflowId(lf.filter.id)] });
+        await ctx.ds.transaction(async (m) => {
+          // Lock the row: an include of it committed meanwhile is seen below, or waits for the delete.
+          const f = await m.findOne(FirewallFilter, {
+            where: { id: lf.filter.id },
+            lock: { mode: 'pessimistic_write' },
+          });
+          if (!f) return;
+          const users = await filtersIncluding(m, [f.id]);
+          if (users.length)
+            throw conflict(`the filter is included by ${users.length} filter(s): remove it from them first`, {
+              includedBy: users.map((u) => ({ id: u.id, name: u.name, kind: u.kind })),
+            });
+          await filterEvent(m, 'filter_deleted', f, p);
+          await m.delete(FirewallRule, { filterId: f.id });
+          await m.delete(FirewallFilter, { id: f.id });
+        });
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/filters/:id/rules',
+      tag: 'firewall',
+      summary: 'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
+      params: IdParams,
+      body: RuleBody,
+      problems: [403, 404, 409],
+      responses: {
+        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
+      },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        let rule: Record<string, unknown> = {};
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, (lf) => {
+          rule = userRule(body);
+          return { type: 'addRule', filterId: lf.filter.id, ruleId: ids.resource, rule };
+        });
+        return accepted(operation, { rule: { id: ids.resource, ...rule } });
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/filters/:id/rules/:ruleId',
+      tag: 'firewall',
+      summary: 'updateRule: replace a user rule of a filter',
+      params: RuleParams,
+      body: RuleBody,
+      problems: [403, 404, 409],
+      responses: {
+        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
+      },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        let rule: Record<string, unknown> = {};
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await assertRuleOf(ctx, lf, params.ruleId);
+          rule = userRule(body);
+          return { type: 'updateRule', filterId: lf.filter.id, ruleId: params.ruleId, rule };
+        });
+        return accepted(operation, { rule: { id: params.ruleId, ...rule } });
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api/filters/:id/rules/:ruleId',
+      tag: 'firewall',
+      summary: 'deleteRule: remove a user rule from a filter',
+      params: RuleParams,
+      problems: [403, 404, 409],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, ids, idempotencyKey }) {
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await assertRuleOf(ctx, lf, params.ruleId);
+          return { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId };
+        });
+        return accepted(operation);
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/api/filters/:id/includes',
+      tag: 'firewall',
+      summary: 'Set the custom filters a filter includes, in order',
+      params: IdParams,
+      body: IncludesBody,
+      problems: [403, 404, 409, 422],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+          await checkIncludes(ctx, p, lf, body.includes);
+          return { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes };
+        });
+        return accepted(operation);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/filters/flush',
+      tag: 'firewall',
+      summary:
+        "flushFilters: push the DB's filters to libvirt, only those that differ (admins; managers: theirs)",
+      body: FlushBody,
+      problems: [403, 404, 409],
+      responses: { 202: { description: 'accepted', schema: OperationResponse } },
+      async handler({ principal: p, body, ids, idempotencyKey }) {
+        const departmentId = body.departmentId ?? null;
+        if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
+        if (!canFlush(p, departmentId))
+          throw forbidden(
+            departmentId
+              ? "only the department's managers and admins may flush its filters"
+              : 'only admins may flush every filter',
+          );
+        const input: FlushFiltersInput = {
+          operationId: ids.operation,
+          actorId: p.id,
+          idempotencyKey,
+          departmentId,
+        };
+        try {
+          const operation = await ctx.operations.startResource({
+            workflow: 'flushFilters',
+            workflowId: flushWorkflowId(departmentId),
+            type: 'flush_filters',
+            resource: 'firewall',
+            // A flush of everything has no single resource.
+            resourceId: departmentId,
+            input: input as FlushFiltersInput & Record<string, unknown>,
+            actorId: p.id,
+            departmentId,
+            waitForRunningMs: SCOPE_WAIT_MS,
+          });
+          return accepted(operation);
+        } catch (err) {
+          if (err instanceof OperationConflictError) throw conflictFromOperation(err);
+          throw err;
+        }
+      },
+    }),
+  ];
+}
