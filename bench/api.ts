@@ -18,7 +18,7 @@ import type autocannon from 'autocannon';
 import pino from 'pino';
 import { type DataSource } from 'typeorm';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import { publishEvent } from '../src/activities/events';
+import { publishEvent } from '../src/events/publish';
 import { createApp } from '../src/api/app';
 import { signToken } from '../src/api/auth';
 import { machineScope, loadPrincipal } from '../src/api/permissions';

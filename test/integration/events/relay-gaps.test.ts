@@ -12,7 +12,7 @@ import { EventRelay } from '../../../src/api/relay';
 import { type RoutedEvent } from '../../../src/api/events';
 import { createDataSource } from '../../../src/entities/data-source';
 import { migrateDatabase } from '../../../src/entities/migrate';
-import { publishEvent } from '../../../src/activities/events';
+import { publishEvent } from '../../../src/events/publish';
 import { waitFor } from '../../support/machines';
 
 const GAP = 1_000_000;

@@ -15,7 +15,7 @@ import { io as connectSocket, type Socket } from 'socket.io-client';
 import { type DataSource } from 'typeorm';
 import { signToken } from '../../../src/api/auth';
 import { EventRelay } from '../../../src/api/relay';
-import { publishEvent } from '../../../src/activities/events';
+import { publishEvent } from '../../../src/events/publish';
 import { createDataSource } from '../../../src/entities/data-source';
 import { eventWakeSubscriber, redisWaker, redisWakeSource, type EventWaker } from '../../../src/events/wake';
 import { seedUser } from '../../support/db';
