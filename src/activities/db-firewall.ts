@@ -17,13 +17,11 @@ import {
   type ServiceActionName,
 } from '../workflows/shared';
 import { publishEvent } from './events';
-import { type FaultInjector } from './faults';
 import { type FilterPush, type PushMode } from './nwfilter';
 
 /** Dependencies of the firewall database activities. */
 export interface FirewallDbActivityDeps {
   dataSource: DataSource;
-  faults?: FaultInjector;
 }
 
 /** What an applied change means for libvirt. */
@@ -74,7 +72,7 @@ const applyKey = (operationId: string) => `${operationId}:firewall:apply`;
 const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 
 /** Database activities of the firewall workflows. Run on the control task queue. Each one is idempotent. */
-export function createFirewallDbActivities({ dataSource, faults }: FirewallDbActivityDeps) {
+export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDeps) {
   const workflowId = () => {
     try {
       return Context.current().info.workflowExecution?.workflowId ?? null;
@@ -453,7 +451,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
      * the first result, and {@link revertFirewallChange} needs only the operation id.
      */
     async applyFirewallChange(input: FirewallChangeInput): Promise<FirewallApplied> {
-      await faults?.check('applyFirewallChange', 'before');
       const problems = checkChange(input.change);
       if (problems.length > 0) {
         throw fail(FailureType.Validation, problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
@@ -475,7 +472,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         });
         return token.applied;
       });
-      await faults?.check('applyFirewallChange', 'after');
       return applied;
     },
 
@@ -485,7 +481,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
      * or is already reverted.
      */
     async revertFirewallChange(input: { operationId: string; actorId: string | null }): Promise<void> {
-      await faults?.check('revertFirewallChange', 'before');
       await dataSource.transaction(async (m) => {
         const done = await m.findOne(Event, { where: { dedupeKey: applyKey(input.operationId) } });
         if (!done) return;
@@ -500,7 +495,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
           dedupeKey: revertKey(input.operationId),
         });
       });
-      await faults?.check('revertFirewallChange', 'after');
     },
 
     /**
@@ -513,7 +507,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       filterIds?: string[];
       departmentId?: string | null;
     }): Promise<FilterPushPlan[]> {
-      await faults?.check('planFilterPush', 'before');
       const m = dataSource.manager;
       const rows = await m.find(FirewallFilter);
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -602,7 +595,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         }
         plans.push({ hostName: host, filters });
       }
-      await faults?.check('planFilterPush', 'after');
       return plans;
     },
 
@@ -614,7 +606,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       pushed: string[];
       unchanged: string[];
     }): Promise<void> {
-      await faults?.check('recordFlush', 'before');
       await event(dataSource.manager, {
         resource: 'firewall',
         action: 'flushed',
@@ -629,7 +620,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         departmentId: input.departmentId ?? null,
         dedupeKey: `${input.operationId}:firewall:flushed`,
       });
-      await faults?.check('recordFlush', 'after');
     },
   };
 }

@@ -28,12 +28,10 @@ import {
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
 import { publishEvent } from './events';
-import { type FaultInjector } from './faults';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
   dataSource: DataSource;
-  faults?: FaultInjector;
 }
 
 /** A network as workflows see it. */
@@ -204,7 +202,7 @@ export async function vmflowNetworksOn(m: EntityManager, hostId: string, exceptI
 }
 
 /** Database activities of the network workflows. Run on the control task queue. Each one is idempotent. */
-export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActivityDeps) {
+export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps) {
   const tx = <T>(fn: (m: EntityManager) => Promise<T>) => dataSource.transaction(fn);
   const machineDb = createDbActivities({ dataSource });
   const workflowId = () => {
@@ -252,7 +250,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * host can shape traffic if bandwidth is asked for. Resolves the host and the libvirt names.
      */
     async planNetwork(input: CreateNetworkInput): Promise<NetworkPlan> {
-      await faults?.check('planNetwork', 'before');
       const designed = designNetwork({ ...input });
       if (!designed.ok) failWith(designed.problems);
       const { design } = designed;
@@ -296,7 +293,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       const order = { taken: 0, unsupported: 1, invalid: 2 } as const;
       if (problems.length) failWith(problems.sort((a, b) => order[a.kind] - order[b.kind]));
       const internalName = libvirtNames.network(input.networkId);
-      await faults?.check('planNetwork', 'after');
       return {
         networkId: input.networkId,
         name: input.name,
@@ -316,7 +312,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       actorId: string | null;
       plan: NetworkPlan;
     }): Promise<NetworkView> {
-      await faults?.check('insertNetwork', 'before');
       const { plan } = input;
       const view = await tx(async (m) => {
         const existing = await m.findOne(Network, { where: { id: plan.networkId } });
@@ -360,7 +355,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         }
         return (await loadNetworkView(m, plan.networkId))!;
       });
-      await faults?.check('insertNetwork', 'after');
       return view;
     },
 
@@ -387,7 +381,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       onlyIfHeldBy?: string;
       requireUnused?: boolean;
     }): Promise<NetworkView> {
-      await faults?.check(`setNetworkStatus:${input.status}`, 'before');
       const view = await tx(async (m) => {
         const row = await m.findOne(Network, {
           where: { id: input.networkId },
@@ -428,7 +421,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         });
         return view;
       });
-      await faults?.check(`setNetworkStatus:${input.status}`, 'after');
       return view;
     },
 
@@ -456,7 +448,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       networkId: string;
       onlyIfHeldBy?: string;
     }): Promise<void> {
-      await faults?.check('deleteNetworkRecord', 'before');
       await tx(async (m) => {
         const row = await m.findOne(Network, {
           where: { id: input.networkId },
@@ -472,7 +463,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             actorId: input.actorId,
           });
       });
-      await faults?.check('deleteNetworkRecord', 'after');
     },
 
     /**
@@ -482,7 +472,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * be running use the network. Returns the network, what to apply, and the full new spec.
      */
     async planNetworkChange(input: UpdateNetworkInput): Promise<NetworkChangePlan> {
-      await faults?.check('planNetworkChange', 'before');
       const m = dataSource.manager;
       const network = await loadNetworkView(m, input.networkId);
       if (!network) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
@@ -526,7 +515,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             { field: plan.redefine[0] === 'bandwidth' ? 'bandwidth' : 'cidr', machines: running },
           );
       }
-      await faults?.check('planNetworkChange', 'after');
       return {
         network,
         plan,
@@ -543,7 +531,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * default names it (InUseError naming them).
      */
     async planNetworkDelete(input: { networkId: string }): Promise<NetworkView | null> {
-      await faults?.check('planNetworkDelete', 'before');
       const m = dataSource.manager;
       const network = await loadNetworkView(m, input.networkId);
       if (!network) return null;
@@ -564,7 +551,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
           departments: departments.map((d) => ({ id: d.id, name: d.name })),
         });
       }
-      await faults?.check('planNetworkDelete', 'after');
       return network;
     },
 
@@ -575,7 +561,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
     async planMachineNetwork(
       input: ChangeMachineNetworkInput,
     ): Promise<{ machine: MachineView; network: NetworkView }> {
-      await faults?.check('planMachineNetwork', 'before');
       const machine = await machineDb.getMachine(input.machineId);
       if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
       if (!HARDWARE_FROM.includes(machine.status))
@@ -600,7 +585,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         throw fail(FailureType.Forbidden, "the network belongs to another department than the machine's", {
           field: 'networkId',
         });
-      await faults?.check('planMachineNetwork', 'after');
       return { machine, network };
     },
 

@@ -35,12 +35,10 @@ import {
   type SealedSecretRef,
 } from '../workflows/shared';
 import { publishEvent } from './events';
-import { type FaultInjector } from './faults';
 
 /** Dependencies of the database activities. */
 export interface DbActivityDeps {
   dataSource: DataSource;
-  faults?: FaultInjector;
 }
 
 /** A machine as workflows see it (no secrets). */
@@ -268,7 +266,7 @@ export async function registerHost(
 }
 
 /** Database and event activities. Run on the control task queue. Each one is idempotent. */
-export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
+export function createDbActivities({ dataSource }: DbActivityDeps) {
   const tx = <T>(fn: (m: EntityManager) => Promise<T>) => dataSource.transaction(fn);
   const workflowId = () => {
     try {
@@ -399,7 +397,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
 
     /** Validates a create request and resolves its defaults, host, network and libvirt names. */
     async planCreate(input: CreateMachineInput): Promise<CreatePlan> {
-      await faults?.check('planCreate', 'before');
       checkMachineName(input.name);
       checkRange('cpu', input.cpu);
       checkRange('memoryMiB', input.memoryMiB);
@@ -457,7 +454,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           services: departmentServicesOf(await departmentServices(m, dept.id)),
         },
       });
-      await faults?.check('planCreate', 'after');
       return {
         ...planSpecs(specs),
         cpu,
@@ -484,7 +480,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       name: string;
       operationId: string;
     }): Promise<{ source: MachineView; plan: CreatePlan }> {
-      await faults?.check('planClone', 'before');
       checkMachineName(input.name);
       const m = dataSource.manager;
       const source = await loadMachineView(m, input.sourceMachineId);
@@ -512,7 +507,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         departmentId: source.departmentId,
         vm: await machineVmContent(m, source.id),
       });
-      await faults?.check('planClone', 'after');
       return {
         source,
         plan: {
@@ -545,7 +539,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       memoryMiB?: number;
       storageGiB?: number;
     }): Promise<MachineView> {
-      await faults?.check('planHardware', 'before');
       if (input.cpu === undefined && input.memoryMiB === undefined && input.storageGiB === undefined) {
         throw fail(FailureType.Validation, 'give at least one of cpu, memory, storage', { field: 'cpu' });
       }
@@ -588,7 +581,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
             field: 'storage',
           });
       }
-      await faults?.check('planHardware', 'after');
       return machine;
     },
 
@@ -611,7 +603,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       linkedClone?: boolean;
       guestSecrets?: SealedSecretRef;
     }): Promise<MachineView> {
-      await faults?.check('insertMachine', 'before');
       const view = await tx(async (m) => {
         const existing = await loadMachineView(m, input.machineId);
         if (existing) {
@@ -663,7 +654,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         });
         return view;
       });
-      await faults?.check('insertMachine', 'after');
       return view;
     },
 
@@ -677,7 +667,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       departmentId: string;
       operationId: string;
     }): Promise<DepartmentChangePlan> {
-      await faults?.check('planDepartmentChange', 'before');
       const m = dataSource.manager;
       const machine = await loadMachineView(m, input.machineId);
       if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
@@ -723,7 +712,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         departmentId: dept.id,
         vm: content,
       });
-      await faults?.check('planDepartmentChange', 'after');
       return {
         machine,
         noop,
@@ -746,7 +734,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       departmentId: string;
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
-      await faults?.check('setMachineDepartment', 'before');
       const view = await tx(async (m) => {
         const row = await m.findOne(Machine, {
           where: { id: input.machineId },
@@ -788,7 +775,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         });
         return view;
       });
-      await faults?.check('setMachineDepartment', 'after');
       return view;
     },
 
@@ -849,7 +835,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
        */
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
-      await faults?.check(`setMachineStatus:${input.status}`, 'before');
       const view = await tx(async (m) => {
         const row = await m.findOne(Machine, {
           where: { id: input.machineId },
@@ -915,7 +900,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
         });
         return view;
       });
-      await faults?.check(`setMachineStatus:${input.status}`, 'after');
       return view;
     },
 
@@ -970,7 +954,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
       actorId: string | null;
       machineId: string;
     }): Promise<void> {
-      await faults?.check('deleteMachine', 'before');
       await tx(async (m) => {
         const view = await loadMachineView(m, input.machineId);
         if (!view) return;
@@ -982,7 +965,6 @@ export function createDbActivities({ dataSource, faults }: DbActivityDeps) {
           payload: { operationId: input.operationId },
         });
       });
-      await faults?.check('deleteMachine', 'after');
     },
   };
 }

@@ -44,18 +44,3 @@ export async function pollUntil<T>(
       : new Promise((r) => setTimeout(r, opts.intervalMs ?? 250)));
   }
 }
-
-/**
- * Wraps every activity of a set so it heartbeats while it runs. With a short heartbeat timeout the server
- * notices a dead worker in seconds (not at the start-to-close timeout) and retries the activity elsewhere,
- * and a long call learns of cancellation.
- */
-export function heartbeating<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
-  activities: T,
-): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = (...args: never[]) => withHeartbeat(() => fn(...args), undefined, 1000);
-  }
-  return wrapped as T;
-}
