@@ -1,5 +1,4 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { type DataSource, type EntityManager, In, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Event } from '../entities/event';
@@ -16,6 +15,7 @@ import {
   type FirewallPreset,
   type ServiceActionName,
 } from '../workflows/shared';
+import { permanent } from './failures';
 import { publishEvent } from './events';
 import { type FilterPush, type PushMode } from './nwfilter';
 
@@ -65,9 +65,6 @@ interface UndoToken {
 /** Machines whose hypervisor resources are settled: their filters are pushed (a `creating` one only updated). */
 const GONE: MachineStatus[] = ['failed', 'destroying'];
 
-const fail = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-
 const applyKey = (operationId: string) => `${operationId}:firewall:apply`;
 const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 
@@ -86,7 +83,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
       where: { id: filterId },
       lock: { mode: 'pessimistic_write' },
     });
-    if (!row) throw fail(FailureType.NotFound, 'filter not found', { field: 'filterId' });
+    if (!row) throw permanent(FailureType.NotFound, 'filter not found', { field: 'filterId' });
     return row;
   };
   const bump = (m: EntityManager, filterId: string | null) =>
@@ -105,7 +102,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
 
   const checkScope = (input: FirewallChangeInput, expected: string | null) => {
     if (expected !== input.scopeId)
-      throw fail(
+      throw permanent(
         FailureType.Validation,
         `the scope of this change is ${expected ?? 'unknown'}, not ${input.scopeId}`,
         {
@@ -122,9 +119,9 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
     const dept = await departmentOf(m, row);
     includes.forEach((id, i) => {
       const inc = byId.get(id);
-      if (!inc) throw fail(FailureType.NotFound, `filter ${id} not found`, { field: `includes[${i}]` });
+      if (!inc) throw permanent(FailureType.NotFound, `filter ${id} not found`, { field: `includes[${i}]` });
       if (inc.kind !== 'custom')
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `only custom filters can be included (${id} is a ${inc.kind} filter)`,
           {
@@ -132,7 +129,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
           },
         );
       if (inc.departmentId && inc.departmentId !== dept)
-        throw fail(FailureType.Refused, `filter ${id} belongs to another department`, {
+        throw permanent(FailureType.Refused, `filter ${id} belongs to another department`, {
           field: `includes[${i}]`,
         });
     });
@@ -150,7 +147,9 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
       };
       includes.forEach((id, i) => {
         if (reaches(id))
-          throw fail(FailureType.Refused, `including ${id} would make a cycle`, { field: `includes[${i}]` });
+          throw permanent(FailureType.Refused, `including ${id} would make a cycle`, {
+            field: `includes[${i}]`,
+          });
       });
     }
     return includes.map((id) => byId.get(id)!);
@@ -195,13 +194,14 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         let previous: Previous;
         let rule: FilterRule | undefined;
         if (c.type === 'addRule') {
-          if (existing) throw fail(FailureType.NameTaken, 'a rule with this id exists', { field: 'ruleId' });
+          if (existing)
+            throw permanent(FailureType.NameTaken, 'a rule with this id exists', { field: 'ruleId' });
           rule = normalizeUserRule(c.rule);
           await m.insert(FirewallRule, { id: c.ruleId, filterId: row.id, spec: rule });
           previous = { kind: 'rule', filterId: row.id, ruleId: c.ruleId, rule: null, createdAt: null };
         } else {
           if (!existing || existing.filterId !== row.id)
-            throw fail(FailureType.NotFound, 'rule not found in this filter', { field: 'ruleId' });
+            throw permanent(FailureType.NotFound, 'rule not found in this filter', { field: 'ruleId' });
           previous = {
             kind: 'rule',
             filterId: row.id,
@@ -268,7 +268,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
           where: { id: c.departmentId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+        if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
         checkScope(input, dept.id);
         const row = await ensureDepartmentFilterRow(m, dept.id, dept.name);
         await m.update(Department, { id: dept.id }, { firewallPolicy: c.policy });
@@ -302,7 +302,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
             where: { id: c.scopeId },
             lock: { mode: 'pessimistic_write' },
           });
-          if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
+          if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
           departmentId = machine.departmentId;
           ownerId = machine.ownerId;
           const row = await ensureVmFilterRow(m, machine.id, machine.name);
@@ -313,7 +313,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
             where: { id: c.scopeId },
             lock: { mode: 'pessimistic_write' },
           });
-          if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'scopeId' });
+          if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'scopeId' });
           departmentId = dept.id;
           filterId = (await ensureDepartmentFilterRow(m, dept.id, dept.name)).id;
           // The VM filters that follow the department for this service (no own setting) are the ones that change.
@@ -358,7 +358,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         };
       }
       default:
-        throw fail(FailureType.Validation, `unknown change ${(c as { type: string }).type}`, {
+        throw permanent(FailureType.Validation, `unknown change ${(c as { type: string }).type}`, {
           field: 'type',
         });
     }
@@ -453,7 +453,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
     async applyFirewallChange(input: FirewallChangeInput): Promise<FirewallApplied> {
       const problems = checkChange(input.change);
       if (problems.length > 0) {
-        throw fail(FailureType.Validation, problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
+        throw permanent(FailureType.Validation, problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
           field: problems[0].field,
           problems,
         });

@@ -1,6 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { type DataSource, type EntityManager, Not, QueryFailedError } from 'typeorm';
+import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Host } from '../entities/host';
 import { Machine } from '../entities/machine';
@@ -27,6 +26,7 @@ import {
   type UpdateNetworkInput,
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
+import { isDuplicate, permanent } from './failures';
 import { publishEvent } from './events';
 
 /** Dependencies of the network database activities. */
@@ -91,9 +91,6 @@ export type NetworkFields = Partial<
 /** Machine statuses in which a guest may be running on its network (a redefine would cut it off). */
 const OFF: MachineStatus[] = ['off', 'failed'];
 
-const fail = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-
 /** Fails with the first problem's type and field; every problem is in the details. */
 function failWith(problems: NetworkProblem[]): never {
   const first = problems[0]!;
@@ -104,14 +101,10 @@ function failWith(problems: NetworkProblem[]): never {
         ? FailureType.Unsupported
         : FailureType.Validation;
   const message = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
-  throw fail(type, message, {
+  throw permanent(type, message, {
     field: first.field,
     errors: problems.map(({ field, message: m }) => ({ field, message: m })),
   });
-}
-
-function isDuplicate(err: unknown): boolean {
-  return err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
 }
 
 /** The row's fields as a design. */
@@ -240,7 +233,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
   /** Throws unless a row with this id is absent or this very operation's half-made one. */
   const assertOwnRetry = (row: Network | null, operationId: string) => {
     if (row && !(row.status === 'creating' && row.currentOperationId === operationId))
-      throw fail(FailureType.NameTaken, 'a network with this id already exists', { field: 'networkId' });
+      throw permanent(FailureType.NameTaken, 'a network with this id already exists', { field: 'networkId' });
   };
 
   return {
@@ -258,7 +251,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
         ? await m.findOne(Host, { where: { name: input.hostName } })
         : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
       if (!host)
-        throw fail(
+        throw permanent(
           FailureType.NotFound,
           input.hostName ? 'host not found' : 'no hypervisor host is registered',
           {
@@ -266,7 +259,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
           },
         );
       if (input.departmentId && !(await m.exists(Department, { where: { id: input.departmentId } })))
-        throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+        throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const mine = await m.findOne(Network, { where: { id: input.networkId } });
       assertOwnRetry(mine, input.operationId);
       const bridgeName = design.bridgeName ?? libvirtNames.bridge(input.networkId);
@@ -343,7 +336,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
             } as Partial<Network>);
           } catch (err) {
             if (isDuplicate(err))
-              throw fail(
+              throw permanent(
                 FailureType.NameTaken,
                 `a network named "${plan.name}" or with bridge ${plan.bridgeName} exists`,
                 {
@@ -386,11 +379,11 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
           where: { id: input.networkId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!row) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+        if (!row) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadNetworkView(m, row.id))!;
         if (row.status !== input.status && input.from && !input.from.includes(row.status))
-          throw fail(
+          throw permanent(
             FailureType.IllegalTransition,
             `network is ${row.status}, expected ${input.from.join(' or ')}`,
             {
@@ -400,7 +393,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
         if (input.requireUnused) {
           const attached = await machinesOn(m, row.internalName);
           if (attached.length)
-            throw fail(
+            throw permanent(
               FailureType.InUse,
               `machines are still attached: ${attached.map((a) => a.name).join(', ')}`,
               {
@@ -474,9 +467,9 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
     async planNetworkChange(input: UpdateNetworkInput): Promise<NetworkChangePlan> {
       const m = dataSource.manager;
       const network = await loadNetworkView(m, input.networkId);
-      if (!network) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+      if (!network) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
       if (network.status !== 'active')
-        throw fail(FailureType.IllegalTransition, `the network is ${network.status}, not active`, {
+        throw permanent(FailureType.IllegalTransition, `the network is ${network.status}, not active`, {
           status: network.status,
         });
       const current: CurrentNetwork = { ...network, name: network.name };
@@ -507,7 +500,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       if (plan.redefine.length) {
         const running = (await machinesOn(m, network.internalName)).filter((a) => !OFF.includes(a.status));
         if (running.length)
-          throw fail(
+          throw permanent(
             FailureType.Refused,
             `changing the ${plan.redefine.join(', ')} restarts the network, which would cut off running machines: ${running
               .map((r) => r.name)
@@ -546,7 +539,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
             ? [`the default of departments ${departments.map((d) => d.name).join(', ')}`]
             : []),
         ];
-        throw fail(FailureType.InUse, `the network is still in use: ${what.join('; ')}`, {
+        throw permanent(FailureType.InUse, `the network is still in use: ${what.join('; ')}`, {
           machines,
           departments: departments.map((d) => ({ id: d.id, name: d.name })),
         });
@@ -562,19 +555,19 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       input: ChangeMachineNetworkInput,
     ): Promise<{ machine: MachineView; network: NetworkView }> {
       const machine = await machineDb.getMachine(input.machineId);
-      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
       if (!HARDWARE_FROM.includes(machine.status))
-        throw fail(FailureType.IllegalTransition, `the machine is ${machine.status}`, {
+        throw permanent(FailureType.IllegalTransition, `the machine is ${machine.status}`, {
           status: machine.status,
         });
       const network = await loadNetworkView(dataSource.manager, input.networkId);
-      if (!network) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+      if (!network) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
       if (network.status !== 'active')
-        throw fail(FailureType.Refused, `the network is ${network.status}, not active`, {
+        throw permanent(FailureType.Refused, `the network is ${network.status}, not active`, {
           field: 'networkId',
         });
       if (network.hostName !== machine.hostName)
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `the network is on host ${network.hostName}, the machine on ${machine.hostName}`,
           {
@@ -582,9 +575,13 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
           },
         );
       if (network.departmentId && network.departmentId !== machine.departmentId)
-        throw fail(FailureType.Forbidden, "the network belongs to another department than the machine's", {
-          field: 'networkId',
-        });
+        throw permanent(
+          FailureType.Forbidden,
+          "the network belongs to another department than the machine's",
+          {
+            field: 'networkId',
+          },
+        );
       return { machine, network };
     },
 

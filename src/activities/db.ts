@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { type DataSource, type EntityManager, In, IsNull, Not, QueryFailedError } from 'typeorm';
+import { type DataSource, type EntityManager, In, IsNull, Not } from 'typeorm';
 import { Department, DepartmentMember } from '../entities/department';
 import { FirewallFilter, FirewallRule, ServiceSetting } from '../entities/firewall';
 import { Host } from '../entities/host';
@@ -34,6 +33,7 @@ import {
   type CreateMachineInput,
   type SealedSecretRef,
 } from '../workflows/shared';
+import { isDuplicate, permanent } from './failures';
 import { publishEvent } from './events';
 
 /** Dependencies of the database activities. */
@@ -108,9 +108,6 @@ export interface DepartmentChangePlan {
 /** The statuses a machine can change department from. */
 export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
 
-const fail = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-
 /**
  * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
  * after a lost response). Any other row is another machine: a create must never adopt it (its undos would
@@ -121,7 +118,7 @@ function assertOwnRetry(
   operationId: string,
 ): void {
   if (row && !(row.status === 'creating' && row.currentOperationId === operationId)) {
-    throw fail(FailureType.IllegalTransition, 'a machine with this id already exists', {
+    throw permanent(FailureType.IllegalTransition, 'a machine with this id already exists', {
       field: 'machineId',
     });
   }
@@ -132,15 +129,11 @@ function stringField(obj: Record<string, unknown> | null, key: string): string |
   return typeof v === 'string' ? v : null;
 }
 
-function isDuplicate(err: unknown): boolean {
-  return err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
-}
-
 function checkRange(field: keyof typeof HARDWARE_LIMITS, value: number | undefined): void {
   if (value === undefined) return;
   const { min, max } = HARDWARE_LIMITS[field];
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw fail(FailureType.Validation, `${field} must be an integer from ${min} to ${max}`, { field });
+    throw permanent(FailureType.Validation, `${field} must be an integer from ${min} to ${max}`, { field });
   }
 }
 
@@ -155,7 +148,7 @@ export function checkMachineName(name: string): void {
     name.length > MACHINE_NAME_MAX ||
     CONTROL_CHARS.test(name)
   ) {
-    throw fail(FailureType.Validation, `name must be 1–${MACHINE_NAME_MAX} printable characters`, {
+    throw permanent(FailureType.Validation, `name must be 1–${MACHINE_NAME_MAX} printable characters`, {
       field: 'name',
     });
   }
@@ -407,15 +400,15 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
         m.findOne(Department, { where: { id: input.departmentId } }),
         m.findOne(User, { where: { id: input.ownerId } }),
       ]);
-      if (!template) throw fail(FailureType.NotFound, 'template not found', { field: 'templateId' });
-      if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
-      if (!owner) throw fail(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
+      if (!template) throw permanent(FailureType.NotFound, 'template not found', { field: 'templateId' });
+      if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      if (!owner) throw permanent(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
       if (owner.role !== 'ADMIN') {
         const member = await m.findOne(DepartmentMember, {
           where: { departmentId: dept.id, userId: owner.id },
         });
         if (!member)
-          throw fail(FailureType.Forbidden, 'the owner is not a member of this department', {
+          throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
             field: 'departmentId',
           });
       }
@@ -423,7 +416,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
         ? await m.findOne(Host, { where: { name: input.hostName } })
         : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
       if (!host)
-        throw fail(
+        throw permanent(
           FailureType.NotFound,
           input.hostName ? 'host not found' : 'no hypervisor host is registered',
           { field: 'hostName' },
@@ -431,17 +424,23 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
       const cpu = input.cpu ?? template.cpu;
       const memoryMiB = input.memoryMiB ?? template.memoryMiB;
       if (cpu > host.cpus)
-        throw fail(FailureType.Refused, `cpu ${cpu} exceeds the host's ${host.cpus} CPUs`, { field: 'cpu' });
-      if (memoryMiB > host.memoryMiB) {
-        throw fail(FailureType.Refused, `memory ${memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`, {
-          field: 'memory',
+        throw permanent(FailureType.Refused, `cpu ${cpu} exceeds the host's ${host.cpus} CPUs`, {
+          field: 'cpu',
         });
+      if (memoryMiB > host.memoryMiB) {
+        throw permanent(
+          FailureType.Refused,
+          `memory ${memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
+          {
+            field: 'memory',
+          },
+        );
       }
       const taken = await m.exists(Machine, { where: { departmentId: dept.id, name: input.name } });
       const mine = await m.findOne(Machine, { where: { id: input.machineId } });
       assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
-        throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
           field: 'name',
         });
       // A new machine has no rules or includes of its own; its services are its department's.
@@ -483,21 +482,22 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
       checkMachineName(input.name);
       const m = dataSource.manager;
       const source = await loadMachineView(m, input.sourceMachineId);
-      if (!source) throw fail(FailureType.NotFound, 'source machine not found', { field: 'sourceMachineId' });
+      if (!source)
+        throw permanent(FailureType.NotFound, 'source machine not found', { field: 'sourceMachineId' });
       if (source.status !== 'off') {
-        throw fail(FailureType.Refused, `the source must be off to be cloned (it is ${source.status})`, {
+        throw permanent(FailureType.Refused, `the source must be off to be cloned (it is ${source.status})`, {
           field: 'sourceMachineId',
         });
       }
       if (!source.diskPath)
-        throw fail(FailureType.Refused, 'the source has no disk', { field: 'sourceMachineId' });
+        throw permanent(FailureType.Refused, 'the source has no disk', { field: 'sourceMachineId' });
       const taken = await m.exists(Machine, {
         where: { departmentId: source.departmentId, name: input.name },
       });
       const mine = await m.findOne(Machine, { where: { id: input.machineId } });
       assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
-        throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
           field: 'name',
         });
       const host = await m.findOneOrFail(Host, { where: { name: source.hostName } });
@@ -540,29 +540,31 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
       storageGiB?: number;
     }): Promise<MachineView> {
       if (input.cpu === undefined && input.memoryMiB === undefined && input.storageGiB === undefined) {
-        throw fail(FailureType.Validation, 'give at least one of cpu, memory, storage', { field: 'cpu' });
+        throw permanent(FailureType.Validation, 'give at least one of cpu, memory, storage', {
+          field: 'cpu',
+        });
       }
       checkRange('cpu', input.cpu);
       checkRange('memoryMiB', input.memoryMiB);
       checkRange('storageGiB', input.storageGiB);
       const m = dataSource.manager;
       const machine = await loadMachineView(m, input.machineId);
-      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
       const host = await m.findOneOrFail(Host, { where: { name: machine.hostName } });
       if (input.cpu !== undefined && input.cpu > host.cpus) {
-        throw fail(FailureType.Refused, `cpu ${input.cpu} exceeds the host's ${host.cpus} CPUs`, {
+        throw permanent(FailureType.Refused, `cpu ${input.cpu} exceeds the host's ${host.cpus} CPUs`, {
           field: 'cpu',
         });
       }
       if (input.memoryMiB !== undefined && input.memoryMiB > Number(host.memoryMiB)) {
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `memory ${input.memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
           { field: 'memory' },
         );
       }
       if (input.storageGiB !== undefined && input.storageGiB < machine.storageGiB) {
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `disks only grow: ${input.storageGiB} GiB is less than the current ${machine.storageGiB} GiB`,
           {
@@ -577,7 +579,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
       ) {
         const clones = await m.count(Machine, { where: { sourceMachineId: machine.id, linkedClone: true } });
         if (clones > 0)
-          throw fail(FailureType.Refused, 'this machine backs linked clones; its disk cannot change', {
+          throw permanent(FailureType.Refused, 'this machine backs linked clones; its disk cannot change', {
             field: 'storage',
           });
       }
@@ -638,9 +640,13 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
           } as Partial<Machine>);
         } catch (err) {
           if (isDuplicate(err))
-            throw fail(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
-              field: 'name',
-            });
+            throw permanent(
+              FailureType.NameTaken,
+              `a machine named "${input.name}" exists in this department`,
+              {
+                field: 'name',
+              },
+            );
           throw err;
         }
         // Its filter row, in the same transaction: a retry finds the machine and never copies twice.
@@ -669,38 +675,42 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
     }): Promise<DepartmentChangePlan> {
       const m = dataSource.manager;
       const machine = await loadMachineView(m, input.machineId);
-      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
       if (!DEPARTMENT_CHANGE_FROM.includes(machine.status)) {
-        throw fail(
+        throw permanent(
           FailureType.IllegalTransition,
           `machine is ${machine.status}, expected ${DEPARTMENT_CHANGE_FROM.join(' or ')}`,
           { status: machine.status },
         );
       }
       const dept = await m.findOne(Department, { where: { id: input.departmentId } });
-      if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const owner = await m.findOne(User, { where: { id: machine.ownerId } });
       if (owner?.role !== 'ADMIN') {
         const member = await m.findOne(DepartmentMember, {
           where: { departmentId: dept.id, userId: machine.ownerId },
         });
         if (!member)
-          throw fail(FailureType.Forbidden, "the machine's owner is not a member of this department", {
+          throw permanent(FailureType.Forbidden, "the machine's owner is not a member of this department", {
             field: 'departmentId',
           });
       }
       const noop = machine.departmentId === dept.id;
       if (!noop && (await m.exists(Machine, { where: { departmentId: dept.id, name: machine.name } }))) {
-        throw fail(FailureType.NameTaken, `a machine named "${machine.name}" exists in that department`, {
-          field: 'departmentId',
-        });
+        throw permanent(
+          FailureType.NameTaken,
+          `a machine named "${machine.name}" exists in that department`,
+          {
+            field: 'departmentId',
+          },
+        );
       }
       const content = await machineVmContent(m, machine.id, dept.id);
       if (content.includes.length > 0) {
         const scoped = await m.find(FirewallFilter, { where: { id: In(content.includes), kind: 'custom' } });
         const foreign = scoped.filter((f) => f.departmentId && f.departmentId !== dept.id);
         if (foreign.length > 0) {
-          throw fail(
+          throw permanent(
             FailureType.Refused,
             `the machine's filter includes custom filters of its department (${foreign.map((f) => f.id).join(', ')}): remove them first`,
             { field: 'departmentId' },
@@ -739,7 +749,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
           where: { id: input.machineId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!row) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadMachineView(m, row.id))!;
         if (row.departmentId === input.departmentId) return (await loadMachineView(m, row.id))!;
@@ -748,9 +758,13 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
           await m.update(Machine, { id: row.id }, { departmentId: input.departmentId });
         } catch (err) {
           if (isDuplicate(err))
-            throw fail(FailureType.NameTaken, `a machine named "${row.name}" exists in that department`, {
-              field: 'departmentId',
-            });
+            throw permanent(
+              FailureType.NameTaken,
+              `a machine named "${row.name}" exists in that department`,
+              {
+                field: 'departmentId',
+              },
+            );
           throw err;
         }
         const view = (await loadMachineView(m, row.id))!;
@@ -840,7 +854,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
           where: { id: input.machineId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!row) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
         if (input.idleOnly && (row.currentOperationId || row.status === input.status))
           return (await loadMachineView(m, row.id))!;
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
@@ -854,7 +868,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
           row.currentOperationId &&
           row.currentOperationId !== input.operationId
         ) {
-          throw fail(FailureType.IllegalTransition, 'the machine is being cloned by another operation', {
+          throw permanent(FailureType.IllegalTransition, 'the machine is being cloned by another operation', {
             status: row.status,
           });
         }
@@ -863,13 +877,13 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
             where: { sourceMachineId: row.id, linkedClone: true, diskPath: Not(IsNull()) },
           });
           if (clones > 0)
-            throw fail(FailureType.Refused, 'this machine backs linked clones: destroy them first', {
+            throw permanent(FailureType.Refused, 'this machine backs linked clones: destroy them first', {
               status: row.status,
             });
         }
         if (!same) {
           if (input.from && !input.from.includes(row.status)) {
-            throw fail(
+            throw permanent(
               FailureType.IllegalTransition,
               `machine is ${row.status}, expected ${input.from.join(' or ')}`,
               {
@@ -878,7 +892,7 @@ export function createDbActivities({ dataSource }: DbActivityDeps) {
             );
           }
           if (!canTransition(row.status, input.status)) {
-            throw fail(
+            throw permanent(
               FailureType.IllegalTransition,
               `machine cannot go from ${row.status} to ${input.status}`,
               {

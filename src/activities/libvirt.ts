@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { XMLSerializer } from '@xmldom/xmldom';
 import { type Connection, type Domain } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
@@ -7,6 +6,7 @@ import { assertLibvirtName, buildDomainXml, parseDomainXml, parseXmlRoot } from 
 import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
+import { permanent } from './failures';
 import { pollUntil } from './retry';
 
 /** Dependencies of the domain activities. */
@@ -48,8 +48,6 @@ export interface HardwareApplied {
 }
 
 const notFound = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN);
-const permanent = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 
 /** The largest vCPU count a machine can be hot-plugged to on a host. */
 export function maxVcpusFor(hostCpus: number, cpu: number): number {

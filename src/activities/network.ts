@@ -1,6 +1,5 @@
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { type Element } from '@xmldom/xmldom';
 import { type Connection, type Network } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
@@ -20,6 +19,7 @@ import { attr, child, children } from '../libvirt/xml/dom';
 import { lookupHostInterface, type HostInterface } from '../networks/host-interfaces';
 import { findConflicts, subnetsOf, type ExistingNetwork } from '../networks/validate';
 import { FailureType, type NetworkModeName } from '../workflows/shared';
+import { permanent, refusedByHost } from './failures';
 import { lookupOwnDomain, moveDomainInterface, type InterfaceMove } from './libvirt';
 
 /** Dependencies of the network activities. */
@@ -63,8 +63,6 @@ export interface DomainOnNetwork {
   active: boolean;
 }
 
-const permanent = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 const noNetwork = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_NETWORK);
 /** libvirt's "not running" answer to a destroy, when the network stopped meanwhile. */
 const notRunning = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID);
@@ -91,26 +89,6 @@ async function removeStaleState(uri: string, name: string): Promise<void> {
   }
   for (const dir of [join(NETWORK_STATE_DIR, name, 'ports'), join(NETWORK_STATE_DIR, name)])
     await rmdir(dir).catch(() => undefined); // only when empty
-}
-
-/**
- * libvirt's answers about the network itself (its definition, a subnet or bridge the host already has, a
- * qdisc the kernel lacks): retrying cannot help, so they fail the step for good (RefusedError). Anything
- * else (the connection, the daemon) is thrown as is and retried.
- */
-const PERMANENT = [
-  LibvirtErrorCode.INTERNAL_ERROR,
-  LibvirtErrorCode.OPERATION_FAILED,
-  LibvirtErrorCode.INVALID_ARG,
-  LibvirtErrorCode.XML_ERROR,
-  LibvirtErrorCode.XML_DETAIL,
-  LibvirtErrorCode.CONFIG_UNSUPPORTED,
-  LibvirtErrorCode.NETWORK_EXIST,
-];
-
-function refusedByHost(e: unknown, what: string): unknown {
-  if (!PERMANENT.some((code) => isLibvirtError(e, code))) return e;
-  return permanent(FailureType.Refused, `${what}: ${(e as Error).message}`);
 }
 
 /** The `<range>` or `<host>` elements of every IP block's DHCP service in network XML. */
