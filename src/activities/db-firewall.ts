@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { type DataSource, type EntityManager, In, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Event } from '../entities/event';
@@ -16,7 +15,7 @@ import {
   type ServiceActionName,
 } from '../workflows/shared';
 import { permanent } from './failures';
-import { publishEvent } from './events';
+import { currentWorkflowId, publishEvent } from './events';
 import { type FilterPush, type PushMode } from './nwfilter';
 
 /** Dependencies of the firewall database activities. */
@@ -70,14 +69,6 @@ const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 
 /** Database activities of the firewall workflows. Run on the control task queue. Each one is idempotent. */
 export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDeps) {
-  const workflowId = () => {
-    try {
-      return Context.current().info.workflowExecution?.workflowId ?? null;
-    } catch {
-      return null;
-    }
-  };
-
   const lockFilter = async (m: EntityManager, filterId: string) => {
     const row = await m.findOne(FirewallFilter, {
       where: { id: filterId },
@@ -167,7 +158,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
       ownerId?: string | null;
       dedupeKey: string;
     },
-  ) => publishEvent(m, { ...e, workflowId: workflowId() });
+  ) => publishEvent(m, { ...e, workflowId: currentWorkflowId() });
 
   /** Applies one change in the caller's transaction; returns its undo token and its event. */
   async function apply(

@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Host } from '../entities/host';
@@ -27,7 +26,7 @@ import {
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
 import { isDuplicate, permanent } from './failures';
-import { publishEvent } from './events';
+import { currentWorkflowId, publishEvent } from './events';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
@@ -198,13 +197,6 @@ export async function vmflowNetworksOn(m: EntityManager, hostId: string, exceptI
 export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps) {
   const tx = <T>(fn: (m: EntityManager) => Promise<T>) => dataSource.transaction(fn);
   const machineDb = createDbActivities({ dataSource });
-  const workflowId = () => {
-    try {
-      return Context.current().info.workflowExecution?.workflowId ?? null;
-    } catch {
-      return null;
-    }
-  };
 
   /** Writes a `networks:<action>` event in the caller's transaction (routed by the network's department). */
   const networkEvent = (
@@ -225,7 +217,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       resourceId: view.id,
       payload: { network: publicNetwork(view), operationId: e.operationId, ...(e.payload ?? {}) },
       actorId: e.actorId ?? null,
-      workflowId: workflowId(),
+      workflowId: currentWorkflowId(),
       departmentId: view.departmentId,
       dedupeKey: `${e.operationId}:networks:${action}:${view.status}${e.undo ? ':undo' : ''}`,
     });
