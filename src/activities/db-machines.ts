@@ -13,6 +13,7 @@ import { ensureVmFilterRow, includeNames } from '../firewall/load';
 import { FailureType, type SealedSecretRef } from '../workflows/shared';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
+import { releaseHold } from './db-operations';
 import { type CreatePlan, type DbActivityDeps, type MachineView } from './db-types';
 
 /**
@@ -457,13 +458,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
      * every operation, after all its steps: until then its undos can tell their own changes apart.
      */
     async releaseMachine(input: { machineId: string; operationId: string }): Promise<void> {
-      await dataSource
-        .getRepository(Machine)
-        .createQueryBuilder()
-        .update()
-        .set({ currentOperationId: null })
-        .where('id = :id AND currentOperationId = :op', { id: input.machineId, op: input.operationId })
-        .execute();
+      await releaseHold(dataSource, Machine, input.machineId, input.operationId);
     },
 
     /** Deletes the machine row with its filter row, rules and service settings (idempotent); emits `vms:delete`. */

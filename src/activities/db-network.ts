@@ -25,6 +25,7 @@ import {
   type UpdateNetworkInput,
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
+import { releaseHold } from './db-operations';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 
@@ -414,13 +415,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
      * every network operation, so its undos can tell their own changes apart until then.
      */
     async releaseNetwork(input: { networkId: string; operationId: string }): Promise<void> {
-      await dataSource
-        .getRepository(Network)
-        .createQueryBuilder()
-        .update()
-        .set({ currentOperationId: null })
-        .where('id = :id AND currentOperationId = :op', { id: input.networkId, op: input.operationId })
-        .execute();
+      await releaseHold(dataSource, Network, input.networkId, input.operationId);
     },
 
     /**
