@@ -4,7 +4,7 @@
  */
 import { type DataSource, type EntityManager } from 'typeorm';
 import { Machine } from '../entities/machine';
-import { Network } from '../entities/network';
+import type { Network } from '../entities/network';
 import {
   Operation,
   type OperationResource,

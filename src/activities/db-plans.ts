@@ -44,6 +44,7 @@ function checkRange(field: keyof typeof HARDWARE_LIMITS, value: number | undefin
   }
 }
 
+// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** Validates a machine name: 1–100 printable characters, no control characters, not blank. */
