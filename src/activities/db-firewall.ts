@@ -1,5 +1,3 @@
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { type DataSource, type EntityManager, In, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Event } from '../entities/event';
@@ -16,14 +14,13 @@ import {
   type FirewallPreset,
   type ServiceActionName,
 } from '../workflows/shared';
-import { publishEvent } from './events';
-import { type FaultInjector } from './faults';
+import { permanent } from './failures';
+import { currentWorkflowId, publishEvent } from './events';
 import { type FilterPush, type PushMode } from './nwfilter';
 
 /** Dependencies of the firewall database activities. */
 export interface FirewallDbActivityDeps {
   dataSource: DataSource;
-  faults?: FaultInjector;
 }
 
 /** What an applied change means for libvirt. */
@@ -67,28 +64,17 @@ interface UndoToken {
 /** Machines whose hypervisor resources are settled: their filters are pushed (a `creating` one only updated). */
 const GONE: MachineStatus[] = ['failed', 'destroying'];
 
-const fail = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-
 const applyKey = (operationId: string) => `${operationId}:firewall:apply`;
 const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 
 /** Database activities of the firewall workflows. Run on the control task queue. Each one is idempotent. */
-export function createFirewallDbActivities({ dataSource, faults }: FirewallDbActivityDeps) {
-  const workflowId = () => {
-    try {
-      return Context.current().info.workflowExecution?.workflowId ?? null;
-    } catch {
-      return null;
-    }
-  };
-
+export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDeps) {
   const lockFilter = async (m: EntityManager, filterId: string) => {
     const row = await m.findOne(FirewallFilter, {
       where: { id: filterId },
       lock: { mode: 'pessimistic_write' },
     });
-    if (!row) throw fail(FailureType.NotFound, 'filter not found', { field: 'filterId' });
+    if (!row) throw permanent(FailureType.NotFound, 'filter not found', { field: 'filterId' });
     return row;
   };
   const bump = (m: EntityManager, filterId: string | null) =>
@@ -107,7 +93,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
 
   const checkScope = (input: FirewallChangeInput, expected: string | null) => {
     if (expected !== input.scopeId)
-      throw fail(
+      throw permanent(
         FailureType.Validation,
         `the scope of this change is ${expected ?? 'unknown'}, not ${input.scopeId}`,
         {
@@ -124,9 +110,9 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
     const dept = await departmentOf(m, row);
     includes.forEach((id, i) => {
       const inc = byId.get(id);
-      if (!inc) throw fail(FailureType.NotFound, `filter ${id} not found`, { field: `includes[${i}]` });
+      if (!inc) throw permanent(FailureType.NotFound, `filter ${id} not found`, { field: `includes[${i}]` });
       if (inc.kind !== 'custom')
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `only custom filters can be included (${id} is a ${inc.kind} filter)`,
           {
@@ -134,7 +120,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
           },
         );
       if (inc.departmentId && inc.departmentId !== dept)
-        throw fail(FailureType.Refused, `filter ${id} belongs to another department`, {
+        throw permanent(FailureType.Refused, `filter ${id} belongs to another department`, {
           field: `includes[${i}]`,
         });
     });
@@ -152,7 +138,9 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       };
       includes.forEach((id, i) => {
         if (reaches(id))
-          throw fail(FailureType.Refused, `including ${id} would make a cycle`, { field: `includes[${i}]` });
+          throw permanent(FailureType.Refused, `including ${id} would make a cycle`, {
+            field: `includes[${i}]`,
+          });
       });
     }
     return includes.map((id) => byId.get(id)!);
@@ -170,7 +158,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       ownerId?: string | null;
       dedupeKey: string;
     },
-  ) => publishEvent(m, { ...e, workflowId: workflowId() });
+  ) => publishEvent(m, { ...e, workflowId: currentWorkflowId() });
 
   /** Applies one change in the caller's transaction; returns its undo token and its event. */
   async function apply(
@@ -197,13 +185,14 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         let previous: Previous;
         let rule: FilterRule | undefined;
         if (c.type === 'addRule') {
-          if (existing) throw fail(FailureType.NameTaken, 'a rule with this id exists', { field: 'ruleId' });
+          if (existing)
+            throw permanent(FailureType.NameTaken, 'a rule with this id exists', { field: 'ruleId' });
           rule = normalizeUserRule(c.rule);
           await m.insert(FirewallRule, { id: c.ruleId, filterId: row.id, spec: rule });
           previous = { kind: 'rule', filterId: row.id, ruleId: c.ruleId, rule: null, createdAt: null };
         } else {
           if (!existing || existing.filterId !== row.id)
-            throw fail(FailureType.NotFound, 'rule not found in this filter', { field: 'ruleId' });
+            throw permanent(FailureType.NotFound, 'rule not found in this filter', { field: 'ruleId' });
           previous = {
             kind: 'rule',
             filterId: row.id,
@@ -270,7 +259,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
           where: { id: c.departmentId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+        if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
         checkScope(input, dept.id);
         const row = await ensureDepartmentFilterRow(m, dept.id, dept.name);
         await m.update(Department, { id: dept.id }, { firewallPolicy: c.policy });
@@ -304,7 +293,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
             where: { id: c.scopeId },
             lock: { mode: 'pessimistic_write' },
           });
-          if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
+          if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
           departmentId = machine.departmentId;
           ownerId = machine.ownerId;
           const row = await ensureVmFilterRow(m, machine.id, machine.name);
@@ -315,7 +304,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
             where: { id: c.scopeId },
             lock: { mode: 'pessimistic_write' },
           });
-          if (!dept) throw fail(FailureType.NotFound, 'department not found', { field: 'scopeId' });
+          if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'scopeId' });
           departmentId = dept.id;
           filterId = (await ensureDepartmentFilterRow(m, dept.id, dept.name)).id;
           // The VM filters that follow the department for this service (no own setting) are the ones that change.
@@ -360,7 +349,7 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         };
       }
       default:
-        throw fail(FailureType.Validation, `unknown change ${(c as { type: string }).type}`, {
+        throw permanent(FailureType.Validation, `unknown change ${(c as { type: string }).type}`, {
           field: 'type',
         });
     }
@@ -453,10 +442,9 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
      * the first result, and {@link revertFirewallChange} needs only the operation id.
      */
     async applyFirewallChange(input: FirewallChangeInput): Promise<FirewallApplied> {
-      await faults?.check('applyFirewallChange', 'before');
       const problems = checkChange(input.change);
       if (problems.length > 0) {
-        throw fail(FailureType.Validation, problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
+        throw permanent(FailureType.Validation, problems.map((p) => `${p.field}: ${p.message}`).join('; '), {
           field: problems[0].field,
           problems,
         });
@@ -475,7 +463,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         });
         return token.applied;
       });
-      await faults?.check('applyFirewallChange', 'after');
       return applied;
     },
 
@@ -485,7 +472,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
      * or is already reverted.
      */
     async revertFirewallChange(input: { operationId: string; actorId: string | null }): Promise<void> {
-      await faults?.check('revertFirewallChange', 'before');
       await dataSource.transaction(async (m) => {
         const done = await m.findOne(Event, { where: { dedupeKey: applyKey(input.operationId) } });
         if (!done) return;
@@ -500,7 +486,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
           dedupeKey: revertKey(input.operationId),
         });
       });
-      await faults?.check('revertFirewallChange', 'after');
     },
 
     /**
@@ -513,7 +498,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       filterIds?: string[];
       departmentId?: string | null;
     }): Promise<FilterPushPlan[]> {
-      await faults?.check('planFilterPush', 'before');
       const m = dataSource.manager;
       const rows = await m.find(FirewallFilter);
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -602,7 +586,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         }
         plans.push({ hostName: host, filters });
       }
-      await faults?.check('planFilterPush', 'after');
       return plans;
     },
 
@@ -614,7 +597,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
       pushed: string[];
       unchanged: string[];
     }): Promise<void> {
-      await faults?.check('recordFlush', 'before');
       await event(dataSource.manager, {
         resource: 'firewall',
         action: 'flushed',
@@ -629,7 +611,6 @@ export function createFirewallDbActivities({ dataSource, faults }: FirewallDbAct
         departmentId: input.departmentId ?? null,
         dedupeKey: `${input.operationId}:firewall:flushed`,
       });
-      await faults?.check('recordFlush', 'after');
     },
   };
 }

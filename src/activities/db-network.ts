@@ -1,6 +1,4 @@
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { type DataSource, type EntityManager, Not, QueryFailedError } from 'typeorm';
+import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Host } from '../entities/host';
 import { Machine } from '../entities/machine';
@@ -27,13 +25,13 @@ import {
   type UpdateNetworkInput,
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
-import { publishEvent } from './events';
-import { type FaultInjector } from './faults';
+import { releaseHold } from './db-operations';
+import { isDuplicate, permanent } from './failures';
+import { currentWorkflowId, publishEvent } from './events';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
   dataSource: DataSource;
-  faults?: FaultInjector;
 }
 
 /** A network as workflows see it. */
@@ -93,9 +91,6 @@ export type NetworkFields = Partial<
 /** Machine statuses in which a guest may be running on its network (a redefine would cut it off). */
 const OFF: MachineStatus[] = ['off', 'failed'];
 
-const fail = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-
 /** Fails with the first problem's type and field; every problem is in the details. */
 function failWith(problems: NetworkProblem[]): never {
   const first = problems[0]!;
@@ -106,14 +101,10 @@ function failWith(problems: NetworkProblem[]): never {
         ? FailureType.Unsupported
         : FailureType.Validation;
   const message = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
-  throw fail(type, message, {
+  throw permanent(type, message, {
     field: first.field,
     errors: problems.map(({ field, message: m }) => ({ field, message: m })),
   });
-}
-
-function isDuplicate(err: unknown): boolean {
-  return err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
 }
 
 /** The row's fields as a design. */
@@ -204,16 +195,9 @@ export async function vmflowNetworksOn(m: EntityManager, hostId: string, exceptI
 }
 
 /** Database activities of the network workflows. Run on the control task queue. Each one is idempotent. */
-export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActivityDeps) {
+export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps) {
   const tx = <T>(fn: (m: EntityManager) => Promise<T>) => dataSource.transaction(fn);
   const machineDb = createDbActivities({ dataSource });
-  const workflowId = () => {
-    try {
-      return Context.current().info.workflowExecution?.workflowId ?? null;
-    } catch {
-      return null;
-    }
-  };
 
   /** Writes a `networks:<action>` event in the caller's transaction (routed by the network's department). */
   const networkEvent = (
@@ -234,7 +218,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       resourceId: view.id,
       payload: { network: publicNetwork(view), operationId: e.operationId, ...(e.payload ?? {}) },
       actorId: e.actorId ?? null,
-      workflowId: workflowId(),
+      workflowId: currentWorkflowId(),
       departmentId: view.departmentId,
       dedupeKey: `${e.operationId}:networks:${action}:${view.status}${e.undo ? ':undo' : ''}`,
     });
@@ -242,7 +226,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
   /** Throws unless a row with this id is absent or this very operation's half-made one. */
   const assertOwnRetry = (row: Network | null, operationId: string) => {
     if (row && !(row.status === 'creating' && row.currentOperationId === operationId))
-      throw fail(FailureType.NameTaken, 'a network with this id already exists', { field: 'networkId' });
+      throw permanent(FailureType.NameTaken, 'a network with this id already exists', { field: 'networkId' });
   };
 
   return {
@@ -252,7 +236,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * host can shape traffic if bandwidth is asked for. Resolves the host and the libvirt names.
      */
     async planNetwork(input: CreateNetworkInput): Promise<NetworkPlan> {
-      await faults?.check('planNetwork', 'before');
       const designed = designNetwork({ ...input });
       if (!designed.ok) failWith(designed.problems);
       const { design } = designed;
@@ -261,7 +244,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         ? await m.findOne(Host, { where: { name: input.hostName } })
         : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
       if (!host)
-        throw fail(
+        throw permanent(
           FailureType.NotFound,
           input.hostName ? 'host not found' : 'no hypervisor host is registered',
           {
@@ -269,7 +252,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
           },
         );
       if (input.departmentId && !(await m.exists(Department, { where: { id: input.departmentId } })))
-        throw fail(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+        throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const mine = await m.findOne(Network, { where: { id: input.networkId } });
       assertOwnRetry(mine, input.operationId);
       const bridgeName = design.bridgeName ?? libvirtNames.bridge(input.networkId);
@@ -296,7 +279,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       const order = { taken: 0, unsupported: 1, invalid: 2 } as const;
       if (problems.length) failWith(problems.sort((a, b) => order[a.kind] - order[b.kind]));
       const internalName = libvirtNames.network(input.networkId);
-      await faults?.check('planNetwork', 'after');
       return {
         networkId: input.networkId,
         name: input.name,
@@ -316,7 +298,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       actorId: string | null;
       plan: NetworkPlan;
     }): Promise<NetworkView> {
-      await faults?.check('insertNetwork', 'before');
       const { plan } = input;
       const view = await tx(async (m) => {
         const existing = await m.findOne(Network, { where: { id: plan.networkId } });
@@ -348,7 +329,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             } as Partial<Network>);
           } catch (err) {
             if (isDuplicate(err))
-              throw fail(
+              throw permanent(
                 FailureType.NameTaken,
                 `a network named "${plan.name}" or with bridge ${plan.bridgeName} exists`,
                 {
@@ -360,7 +341,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         }
         return (await loadNetworkView(m, plan.networkId))!;
       });
-      await faults?.check('insertNetwork', 'after');
       return view;
     },
 
@@ -387,17 +367,16 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       onlyIfHeldBy?: string;
       requireUnused?: boolean;
     }): Promise<NetworkView> {
-      await faults?.check(`setNetworkStatus:${input.status}`, 'before');
       const view = await tx(async (m) => {
         const row = await m.findOne(Network, {
           where: { id: input.networkId },
           lock: { mode: 'pessimistic_write' },
         });
-        if (!row) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+        if (!row) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadNetworkView(m, row.id))!;
         if (row.status !== input.status && input.from && !input.from.includes(row.status))
-          throw fail(
+          throw permanent(
             FailureType.IllegalTransition,
             `network is ${row.status}, expected ${input.from.join(' or ')}`,
             {
@@ -407,7 +386,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         if (input.requireUnused) {
           const attached = await machinesOn(m, row.internalName);
           if (attached.length)
-            throw fail(
+            throw permanent(
               FailureType.InUse,
               `machines are still attached: ${attached.map((a) => a.name).join(', ')}`,
               {
@@ -428,7 +407,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
         });
         return view;
       });
-      await faults?.check(`setNetworkStatus:${input.status}`, 'after');
       return view;
     },
 
@@ -437,13 +415,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * every network operation, so its undos can tell their own changes apart until then.
      */
     async releaseNetwork(input: { networkId: string; operationId: string }): Promise<void> {
-      await dataSource
-        .getRepository(Network)
-        .createQueryBuilder()
-        .update()
-        .set({ currentOperationId: null })
-        .where('id = :id AND currentOperationId = :op', { id: input.networkId, op: input.operationId })
-        .execute();
+      await releaseHold(dataSource, Network, input.networkId, input.operationId);
     },
 
     /**
@@ -456,7 +428,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       networkId: string;
       onlyIfHeldBy?: string;
     }): Promise<void> {
-      await faults?.check('deleteNetworkRecord', 'before');
       await tx(async (m) => {
         const row = await m.findOne(Network, {
           where: { id: input.networkId },
@@ -472,7 +443,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             actorId: input.actorId,
           });
       });
-      await faults?.check('deleteNetworkRecord', 'after');
     },
 
     /**
@@ -482,12 +452,11 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * be running use the network. Returns the network, what to apply, and the full new spec.
      */
     async planNetworkChange(input: UpdateNetworkInput): Promise<NetworkChangePlan> {
-      await faults?.check('planNetworkChange', 'before');
       const m = dataSource.manager;
       const network = await loadNetworkView(m, input.networkId);
-      if (!network) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+      if (!network) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
       if (network.status !== 'active')
-        throw fail(FailureType.IllegalTransition, `the network is ${network.status}, not active`, {
+        throw permanent(FailureType.IllegalTransition, `the network is ${network.status}, not active`, {
           status: network.status,
         });
       const current: CurrentNetwork = { ...network, name: network.name };
@@ -518,7 +487,7 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
       if (plan.redefine.length) {
         const running = (await machinesOn(m, network.internalName)).filter((a) => !OFF.includes(a.status));
         if (running.length)
-          throw fail(
+          throw permanent(
             FailureType.Refused,
             `changing the ${plan.redefine.join(', ')} restarts the network, which would cut off running machines: ${running
               .map((r) => r.name)
@@ -526,7 +495,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             { field: plan.redefine[0] === 'bandwidth' ? 'bandwidth' : 'cidr', machines: running },
           );
       }
-      await faults?.check('planNetworkChange', 'after');
       return {
         network,
         plan,
@@ -543,7 +511,6 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
      * default names it (InUseError naming them).
      */
     async planNetworkDelete(input: { networkId: string }): Promise<NetworkView | null> {
-      await faults?.check('planNetworkDelete', 'before');
       const m = dataSource.manager;
       const network = await loadNetworkView(m, input.networkId);
       if (!network) return null;
@@ -559,12 +526,11 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
             ? [`the default of departments ${departments.map((d) => d.name).join(', ')}`]
             : []),
         ];
-        throw fail(FailureType.InUse, `the network is still in use: ${what.join('; ')}`, {
+        throw permanent(FailureType.InUse, `the network is still in use: ${what.join('; ')}`, {
           machines,
           departments: departments.map((d) => ({ id: d.id, name: d.name })),
         });
       }
-      await faults?.check('planNetworkDelete', 'after');
       return network;
     },
 
@@ -575,21 +541,20 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
     async planMachineNetwork(
       input: ChangeMachineNetworkInput,
     ): Promise<{ machine: MachineView; network: NetworkView }> {
-      await faults?.check('planMachineNetwork', 'before');
       const machine = await machineDb.getMachine(input.machineId);
-      if (!machine) throw fail(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
       if (!HARDWARE_FROM.includes(machine.status))
-        throw fail(FailureType.IllegalTransition, `the machine is ${machine.status}`, {
+        throw permanent(FailureType.IllegalTransition, `the machine is ${machine.status}`, {
           status: machine.status,
         });
       const network = await loadNetworkView(dataSource.manager, input.networkId);
-      if (!network) throw fail(FailureType.NotFound, 'network not found', { field: 'networkId' });
+      if (!network) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
       if (network.status !== 'active')
-        throw fail(FailureType.Refused, `the network is ${network.status}, not active`, {
+        throw permanent(FailureType.Refused, `the network is ${network.status}, not active`, {
           field: 'networkId',
         });
       if (network.hostName !== machine.hostName)
-        throw fail(
+        throw permanent(
           FailureType.Refused,
           `the network is on host ${network.hostName}, the machine on ${machine.hostName}`,
           {
@@ -597,10 +562,13 @@ export function createNetworkDbActivities({ dataSource, faults }: NetworkDbActiv
           },
         );
       if (network.departmentId && network.departmentId !== machine.departmentId)
-        throw fail(FailureType.Forbidden, "the network belongs to another department than the machine's", {
-          field: 'networkId',
-        });
-      await faults?.check('planMachineNetwork', 'after');
+        throw permanent(
+          FailureType.Forbidden,
+          "the network belongs to another department than the machine's",
+          {
+            field: 'networkId',
+          },
+        );
       return { machine, network };
     },
 

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { type EntityManager } from 'typeorm';
 import { Event } from '../entities/event';
 
@@ -37,4 +38,13 @@ export async function publishEvent(manager: EntityManager, ev: EventInput): Prom
     })
     .orIgnore()
     .execute();
+}
+
+/** The id of the workflow running the current activity (events and operations carry it); null outside one. */
+export function currentWorkflowId(): string | null {
+  try {
+    return Context.current().info.workflowExecution?.workflowId ?? null;
+  } catch {
+    return null;
+  }
 }

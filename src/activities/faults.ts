@@ -1,12 +1,26 @@
 /**
  * A test-only fault injector carried in the activity deps (never a production flag): tests arm it to
  * make a named step fail before or after its side effect, to prove that every compensation runs and
- * nothing is left behind. In production the deps simply have none.
+ * nothing is left behind. The worker turns it into an activity interceptor (`./interceptors`), so the
+ * activity bodies carry no hook; in production the deps simply have none, and no interceptor is made.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 export type FaultPhase = 'before' | 'after';
+
+/**
+ * Activities whose fault step is qualified by the status they write (`setMachineStatus:updating`): one
+ * activity is several steps of a saga, and a test must be able to fail exactly one of them.
+ */
+const STATUS_STEPS: ReadonlySet<string> = new Set(['setMachineStatus', 'setNetworkStatus']);
+
+/** The step name tests arm for one activity call: the activity's name, qualified for the status writes. */
+export function faultStep(activityType: string, args: readonly unknown[]): string {
+  if (!STATUS_STEPS.has(activityType)) return activityType;
+  const status = (args[0] as { status?: unknown } | undefined)?.status;
+  return typeof status === 'string' ? `${activityType}:${status}` : activityType;
+}
 
 /** Decides whether an activity step fails. */
 export interface FaultInjector {

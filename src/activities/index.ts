@@ -6,10 +6,10 @@ import { createFirewallDbActivities } from './db-firewall';
 import { createNetworkDbActivities } from './db-network';
 import { type FaultInjector } from './faults';
 import { createHostActivities } from './host';
+import { activityInterceptors } from './interceptors';
 import { createLibvirtActivities } from './libvirt';
 import { createNetworkActivities } from './network';
 import { createNwfilterActivities } from './nwfilter';
-import { heartbeating } from './retry';
 import { createStorageActivities } from './storage';
 
 /** Everything the activities of a process need; the worker builds it once. */
@@ -17,28 +17,36 @@ export interface ActivityDeps {
   libvirt: LibvirtProvider;
   dataSource: DataSource;
   secrets: SecretBox;
-  /** Test-only fault injector; production has none. */
+  /**
+   * Test-only fault injector; production has none. Not seen by any activity: the worker makes it an
+   * activity interceptor ({@link activityInterceptors}).
+   */
   faults?: FaultInjector;
   /** Force a virtualization type instead of probing the host. */
   virtType?: 'kvm' | 'qemu';
 }
 
-/** Activities served on the host's task queue (hypervisor work: libvirt, storage, nwfilter). */
+/**
+ * Activities served on the host's task queue (hypervisor work: libvirt, storage, nwfilter). Heartbeats and
+ * test faults come from the worker's interceptors ({@link activityInterceptors}).
+ */
 export function createHypervisorActivities(deps: ActivityDeps) {
-  return heartbeating({
+  return {
     ...createHostActivities(deps),
     ...createLibvirtActivities(deps),
     ...createStorageActivities(deps),
     ...createNwfilterActivities(deps),
     ...createNetworkActivities(deps),
-  });
+  };
 }
 
 /** Activities served on the control task queue (database and events). */
 export function createControlActivities(deps: ActivityDeps) {
-  return heartbeating({
+  return {
     ...createDbActivities(deps),
     ...createNetworkDbActivities(deps),
     ...createFirewallDbActivities(deps),
-  });
+  };
 }
+
+export { activityInterceptors };

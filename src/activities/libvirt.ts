@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { XMLSerializer } from '@xmldom/xmldom';
 import { type Connection, type Domain } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
@@ -7,14 +6,13 @@ import { assertLibvirtName, buildDomainXml, parseDomainXml, parseXmlRoot } from 
 import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
-import { type FaultInjector } from './faults';
+import { permanent } from './failures';
 import { pollUntil } from './retry';
 
 /** Dependencies of the domain activities. */
 export interface LibvirtActivityDeps {
   libvirt: LibvirtProvider;
   secrets: SecretBox;
-  faults?: FaultInjector;
   /** Force a virtualization type instead of probing the host (VIRT_TYPE). */
   virtType?: 'kvm' | 'qemu';
 }
@@ -50,8 +48,6 @@ export interface HardwareApplied {
 }
 
 const notFound = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN);
-const permanent = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 
 /** The largest vCPU count a machine can be hot-plugged to on a host. */
 export function maxVcpusFor(hostCpus: number, cpu: number): number {
@@ -67,7 +63,7 @@ export function maxMemoryFor(hostMemoryMiB: number, memoryMiB: number): number {
  * before it acts, so running it twice gives the same result, and each refuses to touch a domain whose
  * vmflow metadata names another machine.
  */
-export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: LibvirtActivityDeps) {
+export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtActivityDeps) {
   let probedType: Promise<'kvm' | 'qemu'> | null = null;
 
   async function lookup(conn: Connection, name: string): Promise<Domain | null> {
@@ -130,16 +126,9 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
     return probedType;
   }
 
-  async function powerStep(step: string, fn: () => Promise<void>): Promise<void> {
-    await faults?.check(step, 'before');
-    await fn();
-    await faults?.check(step, 'after');
-  }
-
   return {
     /** Defines the machine's domain if it is not defined yet. Returns its libvirt UUID and MAC. */
     async defineDomain(plan: DomainPlan): Promise<{ uuid: string; mac: string }> {
-      await faults?.check('defineDomain', 'before');
       const conn = await libvirt.get();
       let dom = await ours(plan.internalName, plan.machineId);
       const mac = macFromId(plan.machineId);
@@ -175,13 +164,11 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
         dom = await conn.defineDomain(xml);
       }
       const uuid = await dom.getUUID();
-      await faults?.check('defineDomain', 'after');
       return { uuid, mac };
     },
 
     /** Removes the machine's domain: forced off if running, then undefined with its NVRAM and managed save. */
     async undefineDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await faults?.check('undefineDomain', 'before');
       const dom = await ours(input.internalName, input.machineId);
       if (dom) {
         if (await dom.isActive()) {
@@ -197,7 +184,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
           if (!notFound(e)) throw e;
         }
       }
-      await faults?.check('undefineDomain', 'after');
     },
 
     /** The domain's state ('absent' when it is not defined). */
@@ -209,13 +195,11 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
 
     /** Starts the domain (no-op when running; resumes when paused). */
     async startDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('startDomain', async () => {
-        const dom = await mustHave(input.internalName, input.machineId);
-        const { state } = await dom.getState();
-        if (state === 'running') return;
-        if (state === 'paused') return dom.resume();
-        await dom.start();
-      });
+      const dom = await mustHave(input.internalName, input.machineId);
+      const { state } = await dom.getState();
+      if (state === 'running') return;
+      if (state === 'paused') await dom.resume();
+      else await dom.start();
     },
 
     /**
@@ -227,7 +211,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
       machineId: string;
       timeoutSec: number;
     }): Promise<'done' | 'timeout'> {
-      await faults?.check('shutdownDomain', 'before');
       const dom = await mustHave(input.internalName, input.machineId);
       const stopped = async () => {
         const { state } = await dom.getState();
@@ -240,53 +223,42 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
         if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
       }
       const done = await pollUntil(stopped, { deadlineMs: input.timeoutSec * 1000, intervalMs: 250 });
-      await faults?.check('shutdownDomain', 'after');
       return done ? 'done' : 'timeout';
     },
 
     /** Forces the domain off (no-op when already off). */
     async forceOffDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('forceOffDomain', async () => {
-        const dom = await ours(input.internalName, input.machineId);
-        if (!dom || !(await dom.isActive())) return;
-        try {
-          await dom.destroy();
-        } catch (e) {
-          if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
-        }
-      });
+      const dom = await ours(input.internalName, input.machineId);
+      if (!dom || !(await dom.isActive())) return;
+      try {
+        await dom.destroy();
+      } catch (e) {
+        if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
+      }
     },
 
     /** Reboots (ACPI) a running domain. */
     async rebootDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('rebootDomain', async () =>
-        (await mustHave(input.internalName, input.machineId)).reboot(),
-      );
+      await (await mustHave(input.internalName, input.machineId)).reboot();
     },
 
     /** Resets (hard) a running domain. */
     async resetDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('resetDomain', async () =>
-        (await mustHave(input.internalName, input.machineId)).reset(),
-      );
+      await (await mustHave(input.internalName, input.machineId)).reset();
     },
 
     /** Pauses a running domain (no-op when paused). */
     async suspendDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('suspendDomain', async () => {
-        const dom = await mustHave(input.internalName, input.machineId);
-        if ((await dom.getState()).state === 'paused') return;
-        await dom.suspend();
-      });
+      const dom = await mustHave(input.internalName, input.machineId);
+      if ((await dom.getState()).state === 'paused') return;
+      await dom.suspend();
     },
 
     /** Resumes a paused domain (no-op when running). */
     async resumeDomain(input: { internalName: string; machineId: string }): Promise<void> {
-      await powerStep('resumeDomain', async () => {
-        const dom = await mustHave(input.internalName, input.machineId);
-        if ((await dom.getState()).state === 'running') return;
-        await dom.resume();
-      });
+      const dom = await mustHave(input.internalName, input.machineId);
+      if ((await dom.getState()).state === 'running') return;
+      await dom.resume();
     },
 
     /** Reads the domain's hardware: persistent config and live values. */
@@ -325,7 +297,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
       cpu?: number;
       memoryMiB?: number;
     }): Promise<void> {
-      await faults?.check('configureDomainHardware', 'before');
       const dom = await mustHave(input.internalName, input.machineId);
       const cfg = parseDomainXml(await dom.getXML({ inactive: true }));
       if (input.cpu !== undefined) {
@@ -337,7 +308,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
         if (input.memoryMiB > cfg.maxMemoryMiB) await dom.setMemory(kib, { config: true, maximum: true });
         await dom.setMemory(kib, { config: true });
       }
-      await faults?.check('configureDomainHardware', 'after');
     },
 
     /**
@@ -352,7 +322,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
       cpu?: number;
       memoryMiB?: number;
     }): Promise<HardwareApplied> {
-      await faults?.check('applyLiveHardware', 'before');
       const dom = await mustHave(input.internalName, input.machineId);
       const result: HardwareApplied = { live: {}, pending: {} };
       if (!(await dom.isActive())) return result;
@@ -373,7 +342,6 @@ export function createLibvirtActivities({ libvirt, secrets, faults, virtType }: 
           result.pending.cpu = input.cpu;
         }
       }
-      await faults?.check('applyLiveHardware', 'after');
       return result;
     },
 

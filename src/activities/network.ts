@@ -1,6 +1,5 @@
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { type Element } from '@xmldom/xmldom';
 import { type Connection, type Network } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
@@ -20,13 +19,12 @@ import { attr, child, children } from '../libvirt/xml/dom';
 import { lookupHostInterface, type HostInterface } from '../networks/host-interfaces';
 import { findConflicts, subnetsOf, type ExistingNetwork } from '../networks/validate';
 import { FailureType, type NetworkModeName } from '../workflows/shared';
-import { type FaultInjector } from './faults';
+import { permanent, refusedByHost } from './failures';
 import { lookupOwnDomain, moveDomainInterface, type InterfaceMove } from './libvirt';
 
 /** Dependencies of the network activities. */
 export interface NetworkActivityDeps {
   libvirt: LibvirtProvider;
-  faults?: FaultInjector;
   /** Looks up a host interface (tests replace it); default: libvirt's interface driver through virsh. */
   hostInterface?: (uri: string, name: string) => Promise<HostInterface | null>;
 }
@@ -65,8 +63,6 @@ export interface DomainOnNetwork {
   active: boolean;
 }
 
-const permanent = (type: string, message: string, details?: Record<string, unknown>) =>
-  ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 const noNetwork = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_NETWORK);
 /** libvirt's "not running" answer to a destroy, when the network stopped meanwhile. */
 const notRunning = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID);
@@ -93,26 +89,6 @@ async function removeStaleState(uri: string, name: string): Promise<void> {
   }
   for (const dir of [join(NETWORK_STATE_DIR, name, 'ports'), join(NETWORK_STATE_DIR, name)])
     await rmdir(dir).catch(() => undefined); // only when empty
-}
-
-/**
- * libvirt's answers about the network itself (its definition, a subnet or bridge the host already has, a
- * qdisc the kernel lacks): retrying cannot help, so they fail the step for good (RefusedError). Anything
- * else (the connection, the daemon) is thrown as is and retried.
- */
-const PERMANENT = [
-  LibvirtErrorCode.INTERNAL_ERROR,
-  LibvirtErrorCode.OPERATION_FAILED,
-  LibvirtErrorCode.INVALID_ARG,
-  LibvirtErrorCode.XML_ERROR,
-  LibvirtErrorCode.XML_DETAIL,
-  LibvirtErrorCode.CONFIG_UNSUPPORTED,
-  LibvirtErrorCode.NETWORK_EXIST,
-];
-
-function refusedByHost(e: unknown, what: string): unknown {
-  if (!PERMANENT.some((code) => isLibvirtError(e, code))) return e;
-  return permanent(FailureType.Refused, `${what}: ${(e as Error).message}`);
 }
 
 /** The `<range>` or `<host>` elements of every IP block's DHCP service in network XML. */
@@ -142,7 +118,7 @@ function essence(n: ParsedNetwork): string {
  * to touch a libvirt network of that name whose UUID is not the network id: a network vmflow did not
  * make is never changed or removed. Each is idempotent.
  */
-export function createNetworkActivities({ libvirt, faults, hostInterface }: NetworkActivityDeps) {
+export function createNetworkActivities({ libvirt, hostInterface }: NetworkActivityDeps) {
   const findInterface = hostInterface ?? lookupHostInterface;
 
   async function lookup(conn: Connection, name: string): Promise<Network | null> {
@@ -177,13 +153,6 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
         `libvirt network ${ref.internalName} does not exist on this host`,
       );
     return net;
-  }
-
-  async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    await faults?.check(name, 'before');
-    const result = await fn();
-    await faults?.check(name, 'after');
-    return result;
   }
 
   async function stop(net: Network): Promise<void> {
@@ -302,7 +271,6 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
         vlanId?: number | null;
       },
     ): Promise<void> {
-      await faults?.check('checkHostNetwork', 'before');
       const others: ExistingNetwork[] = [];
       for (const n of await listHostNetworks()) {
         if (n.name === input.internalName && n.uuid.toLowerCase() === input.networkId.toLowerCase()) continue;
@@ -332,69 +300,58 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
             { field: 'bridgeName' },
           );
       }
-      await faults?.check('checkHostNetwork', 'after');
     },
 
     /** Defines the network unless it exists already (ours). */
     async defineNetwork(input: NetworkRef & { spec: NetworkSpec }): Promise<{ bridgeName: string | null }> {
-      return step('defineNetwork', async () => {
-        if (input.spec.name !== input.internalName || input.spec.uuid !== input.networkId)
-          throw permanent(FailureType.Validation, 'the spec does not carry the network name and id');
-        let net = await ours(input);
-        if (!net) {
-          try {
-            net = await (await libvirt.get()).defineNetwork(buildNetworkXml(input.spec), { validate: true });
-          } catch (e) {
-            throw refusedByHost(e, `libvirt refused the definition of ${input.internalName}`);
-          }
+      if (input.spec.name !== input.internalName || input.spec.uuid !== input.networkId)
+        throw permanent(FailureType.Validation, 'the spec does not carry the network name and id');
+      let net = await ours(input);
+      if (!net) {
+        try {
+          net = await (await libvirt.get()).defineNetwork(buildNetworkXml(input.spec), { validate: true });
+        } catch (e) {
+          throw refusedByHost(e, `libvirt refused the definition of ${input.internalName}`);
         }
-        return { bridgeName: await net.getBridgeName().catch(() => input.spec.bridgeName ?? null) };
-      });
+      }
+      return { bridgeName: await net.getBridgeName().catch(() => input.spec.bridgeName ?? null) };
     },
 
     /** Starts the network (creates its bridge, starts its dnsmasq); no-op when running. */
     async startNetwork(input: NetworkRef): Promise<void> {
-      await step('startNetwork', async () => {
-        const net = await mustHave(input);
-        if (await net.isActive()) return;
-        try {
-          await net.create();
-        } catch (e) {
-          throw refusedByHost(e, `libvirt could not start ${input.internalName}`);
-        }
-      });
+      const net = await mustHave(input);
+      if (await net.isActive()) return;
+      try {
+        await net.create();
+      } catch (e) {
+        throw refusedByHost(e, `libvirt could not start ${input.internalName}`);
+      }
     },
 
     /** Stops the network (its bridge and dnsmasq go); no-op when stopped or absent. */
     async stopNetwork(input: NetworkRef): Promise<void> {
-      await step('stopNetwork', async () => {
-        const net = await ours(input);
-        if (net) await stop(net);
-      });
+      const net = await ours(input);
+      if (net) await stop(net);
     },
 
     /** Sets whether the network starts with libvirtd. */
     async setNetworkAutostart(input: NetworkRef & { on: boolean }): Promise<void> {
-      await step('setNetworkAutostart', async () => {
-        const net = await mustHave(input);
-        if ((await net.getAutostart()) !== input.on) await net.setAutostart(input.on);
-      });
+      const net = await mustHave(input);
+      if ((await net.getAutostart()) !== input.on) await net.setAutostart(input.on);
     },
 
     /** Stops and removes the network; no-op when absent. */
     async undefineNetwork(input: NetworkRef): Promise<void> {
-      await step('undefineNetwork', async () => {
-        const net = await ours(input);
-        if (net) {
-          await stop(net);
-          try {
-            await net.undefine();
-          } catch (e) {
-            if (!noNetwork(e)) throw e;
-          }
+      const net = await ours(input);
+      if (net) {
+        await stop(net);
+        try {
+          await net.undefine();
+        } catch (e) {
+          if (!noNetwork(e)) throw e;
         }
-        await removeStaleState(libvirt.uri, input.internalName);
-      });
+      }
+      await removeStaleState(libvirt.uri, input.internalName);
     },
 
     /** The network's state and persistent definition (read-only). */
@@ -411,22 +368,22 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
 
     /** Adds a DHCP range live and persistently (where it is still missing). */
     async addDhcpRange(input: NetworkRef & { range: { start: string; end: string } }): Promise<void> {
-      await step('addDhcpRange', () => edit(input, 'ip-dhcp-range', 'add', rangeEntry(input.range)));
+      await edit(input, 'ip-dhcp-range', 'add', rangeEntry(input.range));
     },
 
     /** Removes a DHCP range live and persistently (where it is still present). */
     async removeDhcpRange(input: NetworkRef & { range: { start: string; end: string } }): Promise<void> {
-      await step('removeDhcpRange', () => edit(input, 'ip-dhcp-range', 'delete', rangeEntry(input.range)));
+      await edit(input, 'ip-dhcp-range', 'delete', rangeEntry(input.range));
     },
 
     /** Adds a static DHCP lease live and persistently (where no lease for its MAC exists yet). */
     async addDhcpHost(input: NetworkRef & { host: DhcpHostSpec }): Promise<void> {
-      await step('addDhcpHost', () => edit(input, 'ip-dhcp-host', 'add', hostEntry(input.host)));
+      await edit(input, 'ip-dhcp-host', 'add', hostEntry(input.host));
     },
 
     /** Removes the static DHCP lease of a MAC live and persistently (as libvirt holds it). */
     async removeDhcpHost(input: NetworkRef & { host: DhcpHostSpec }): Promise<void> {
-      await step('removeDhcpHost', () => edit(input, 'ip-dhcp-host', 'delete', hostEntry(input.host)));
+      await edit(input, 'ip-dhcp-host', 'delete', hostEntry(input.host));
     },
 
     /**
@@ -443,42 +400,39 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
         previous: string;
       },
     ): Promise<void> {
-      await step('redefineNetwork', async () => {
-        const conn = await libvirt.get();
-        const net = await mustHave(input);
-        const { previous } = input;
-        const next = buildNetworkXml(input.spec);
-        const changed =
-          essence(parseNetworkXml(await net.getXML({ inactive: true }))) !== essence(parseNetworkXml(next));
-        if (changed) {
-          try {
-            await conn.defineNetwork(next, { validate: true });
-          } catch (e) {
-            throw refusedByHost(e, `libvirt refused the new definition of ${input.internalName}`);
-          }
-        }
-        if (!input.active) return;
-        const running = await net.isActive();
-        if (
-          running &&
-          !changed &&
-          essence(parseNetworkXml(await net.getXML())) === essence(parseNetworkXml(next))
-        )
-          return; // a retry after the restart
-        await stop(net);
+      const conn = await libvirt.get();
+      const net = await mustHave(input);
+      const { previous } = input;
+      const next = buildNetworkXml(input.spec);
+      const changed =
+        essence(parseNetworkXml(await net.getXML({ inactive: true }))) !== essence(parseNetworkXml(next));
+      if (changed) {
         try {
-          await faults?.check('restartNetwork', 'before');
-          await net.create();
+          await conn.defineNetwork(next, { validate: true });
         } catch (e) {
-          const why = e instanceof Error ? e.message : String(e);
-          await conn.defineNetwork(previous);
-          await net.create();
-          throw permanent(
-            FailureType.Refused,
-            `the new definition of ${input.internalName} did not start (${why}); the previous one runs again`,
-          );
+          throw refusedByHost(e, `libvirt refused the new definition of ${input.internalName}`);
         }
-      });
+      }
+      if (!input.active) return;
+      const running = await net.isActive();
+      if (
+        running &&
+        !changed &&
+        essence(parseNetworkXml(await net.getXML())) === essence(parseNetworkXml(next))
+      )
+        return; // a retry after the restart
+      await stop(net);
+      try {
+        await net.create();
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        await conn.defineNetwork(previous);
+        await net.create();
+        throw permanent(
+          FailureType.Refused,
+          `the new definition of ${input.internalName} did not start (${why}); the previous one runs again`,
+        );
+      }
     },
 
     /**
@@ -540,12 +494,10 @@ export function createNetworkActivities({ libvirt, faults, hostInterface }: Netw
       mac: string | null;
       network: string;
     }): Promise<InterfaceMove> {
-      return step('moveMachineInterface', async () => {
-        const dom = await lookupOwnDomain(await libvirt.get(), input.internalName, input.machineId);
-        if (!dom)
-          throw permanent(FailureType.NotFound, `domain ${input.internalName} does not exist on this host`);
-        return moveDomainInterface(dom, { mac: input.mac, network: input.network });
-      });
+      const dom = await lookupOwnDomain(await libvirt.get(), input.internalName, input.machineId);
+      if (!dom)
+        throw permanent(FailureType.NotFound, `domain ${input.internalName} does not exist on this host`);
+      return moveDomainInterface(dom, { mac: input.mac, network: input.network });
     },
   };
 }

@@ -4,12 +4,10 @@ import { type LibvirtProvider } from '../libvirt/provider';
 import { buildNWFilterXml, parseNWFilterXml, type FilterSpec, type ParsedFilter } from '../libvirt/xml';
 import { child, parseRoot, serialize } from '../libvirt/xml/dom';
 import { LIBVIRT_PREFIXES } from '../workflows/shared';
-import { type FaultInjector } from './faults';
 
 /** Dependencies of the nwfilter activities. */
 export interface NwfilterActivityDeps {
   libvirt: LibvirtProvider;
-  faults?: FaultInjector;
 }
 
 /**
@@ -85,7 +83,7 @@ function withUuid(xml: string, uuid: string): string {
  * department and VM filters may include custom filters. The content comes compiled from the database
  * (src/firewall/compile.ts). Run on the host's task queue. Each one is idempotent.
  */
-export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDeps) {
+export function createNwfilterActivities({ libvirt }: NwfilterActivityDeps) {
   async function find(name: string): Promise<NWFilter | null> {
     const conn = await libvirt.get();
     try {
@@ -189,13 +187,11 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * `clean-traffic` only.
      */
     async ensureDepartmentFilter(input: { name: string; specs?: FilterSpec[] }): Promise<void> {
-      await faults?.check('ensureDepartmentFilter', 'before');
       const conn = await libvirt.get();
       const specs = input.specs ?? [
         { name: input.name, chain: 'root' as const, filterrefs: [{ filter: 'clean-traffic' }] },
       ];
       for (const spec of specs) await define(conn, spec, 'ifAbsent');
-      await faults?.check('ensureDepartmentFilter', 'after');
     },
 
     /**
@@ -209,7 +205,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
       /** Filters it references, made sure to exist first (a concurrent prune may just have removed one). */
       requires?: FilterSpec[];
     }): Promise<void> {
-      await faults?.check('ensureVmFilter', 'before');
       const conn = await libvirt.get();
       for (const r of input.requires ?? []) await define(conn, r, 'ifAbsent');
       const spec = input.spec ?? {
@@ -218,7 +213,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
         filterrefs: [{ filter: input.departmentFilter }],
       };
       await define(conn, spec, 'upsert');
-      await faults?.check('ensureVmFilter', 'after');
     },
 
     /**
@@ -226,7 +220,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * libvirt was interrupted). No-op when already gone.
      */
     async removeVmFilter(input: { name: string }): Promise<void> {
-      await faults?.check('removeVmFilter', 'before');
       const conn = await libvirt.get();
       for (const b of await conn.listAllNWFilterBindings()) {
         if ((await b.getFilterName()) === input.name) {
@@ -236,15 +229,12 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
         }
       }
       await undefine(input.name);
-      await faults?.check('removeVmFilter', 'after');
     },
 
     /** The current XML of each filter (null: absent): what an undo restores exactly. Read-only. */
     async readFilters(input: { names: string[] }): Promise<FilterSnapshot[]> {
-      await faults?.check('readFilters', 'before');
       const out: FilterSnapshot[] = [];
       for (const name of [...new Set(input.names)]) out.push({ name, xml: await xmlOf(name) });
-      await faults?.check('readFilters', 'after');
       return out;
     },
 
@@ -254,14 +244,12 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * and redefining a filter makes libvirt rebuild the rules of every running interface that uses it.
      */
     async pushFilters(input: { filters: FilterPush[] }): Promise<PushOutcome> {
-      await faults?.check('pushFilters', 'before');
       const conn = await libvirt.get();
       const outcome: PushOutcome = { pushed: [], unchanged: [] };
       for (const { spec, mode } of input.filters) {
         if (await define(conn, spec, mode)) outcome.pushed.push(spec.name);
         else outcome.unchanged.push(spec.name);
       }
-      await faults?.check('pushFilters', 'after');
       return outcome;
     },
 
@@ -271,7 +259,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * pushFilters and pruneFilters.
      */
     async restoreFilters(input: { filters: FilterSnapshot[] }): Promise<void> {
-      await faults?.check('restoreFilters', 'before');
       const conn = await libvirt.get();
       for (const { name, xml } of input.filters) {
         const current = await find(name);
@@ -287,7 +274,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
           await conn.defineNWFilter(xml);
         }
       }
-      await faults?.check('restoreFilters', 'after');
     },
 
     /**
@@ -296,9 +282,7 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * would remove. Read-only, so an undo can be registered with exactly this snapshot.
      */
     async planPrune(input: { candidates: string[]; cascade?: boolean }): Promise<FilterSnapshot[]> {
-      await faults?.check('planPrune', 'before');
       const doomed = await unused(input.candidates, input.cascade ?? true);
-      await faults?.check('planPrune', 'after');
       return doomed;
     },
 
@@ -308,7 +292,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
      * in use again is kept. Returns the names removed.
      */
     async pruneFilters(input: { candidates: string[]; cascade?: boolean }): Promise<string[]> {
-      await faults?.check('pruneFilters', 'before');
       const removed: string[] = [];
       for (const { name } of await unused(input.candidates, input.cascade ?? false)) {
         try {
@@ -319,7 +302,6 @@ export function createNwfilterActivities({ libvirt, faults }: NwfilterActivityDe
           if (!isLibvirtError(e, LibvirtErrorCode.OPERATION_INVALID)) throw e;
         }
       }
-      await faults?.check('pruneFilters', 'after');
       return removed;
     },
   };

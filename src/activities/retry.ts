@@ -1,9 +1,12 @@
 import { Context } from '@temporalio/activity';
 
 /**
- * Runs a long native call while heartbeating, so the server knows the activity is alive and the
- * activity learns of cancellation. A native libvirt call cannot be interrupted halfway; cancellation is
- * honoured before it starts and reported once it ends (the compensation then removes what it made).
+ * Runs `fn` while heartbeating every `everyMs`, so the server knows the activity is alive and the activity
+ * learns of its cancellation (the server answers a heartbeat with it). It does not act on a cancellation
+ * itself, neither before `fn` starts nor after it ends: a native libvirt call cannot be interrupted halfway,
+ * so `fn` runs to its end and its result (or error) is returned as is. Code that can stop early does so
+ * through `Context.sleep`, `Context.cancelled` or `cancellationSignal` ({@link pollUntil}, a hung fault);
+ * a step whose cancellation comes too late is undone by the saga's compensation, registered before it.
  */
 export async function withHeartbeat<T>(fn: () => Promise<T>, details?: unknown, everyMs = 1000): Promise<T> {
   let ctx: Context | null = null;
@@ -43,19 +46,4 @@ export async function pollUntil<T>(
       ? ctx.sleep(opts.intervalMs ?? 250)
       : new Promise((r) => setTimeout(r, opts.intervalMs ?? 250)));
   }
-}
-
-/**
- * Wraps every activity of a set so it heartbeats while it runs. With a short heartbeat timeout the server
- * notices a dead worker in seconds (not at the start-to-close timeout) and retries the activity elsewhere,
- * and a long call learns of cancellation.
- */
-export function heartbeating<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
-  activities: T,
-): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = (...args: never[]) => withHeartbeat(() => fn(...args), undefined, 1000);
-  }
-  return wrapped as T;
 }

@@ -4,13 +4,11 @@ import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { buildVolumeXml } from '../libvirt/xml';
 import { FailureType } from '../workflows/shared';
-import { type FaultInjector } from './faults';
 import { withHeartbeat } from './retry';
 
 /** Dependencies of the storage activities. */
 export interface StorageActivityDeps {
   libvirt: LibvirtProvider;
-  faults?: FaultInjector;
 }
 
 const GiB = 1024 ** 3;
@@ -19,7 +17,7 @@ const GiB = 1024 ** 3;
  * Volume activities on the host's storage pool. Run on the host's task queue. Volume names are derived
  * from the machine id, so "create" means "create unless it is there" and "delete" means "delete if it is".
  */
-export function createStorageActivities({ libvirt, faults }: StorageActivityDeps) {
+export function createStorageActivities({ libvirt }: StorageActivityDeps) {
   async function pool(name: string): Promise<StoragePool> {
     const conn = await libvirt.get();
     const p = await conn.lookupPoolByName(name);
@@ -47,7 +45,6 @@ export function createStorageActivities({ libvirt, faults }: StorageActivityDeps
       cloneFromPath?: string;
       backingPath?: string;
     }): Promise<{ path: string }> {
-      await faults?.check('createVolume', 'before');
       const p = await pool(input.pool);
       let vol = await findVolume(p, input.name);
       if (!vol) {
@@ -69,13 +66,11 @@ export function createStorageActivities({ libvirt, faults }: StorageActivityDeps
         }
       }
       const path = await vol.getPath();
-      await faults?.check('createVolume', 'after');
       return { path };
     },
 
     /** Deletes a volume if it exists. */
     async deleteVolume(input: { pool: string; name: string }): Promise<void> {
-      await faults?.check('deleteVolume', 'before');
       const p = await pool(input.pool);
       const vol = await findVolume(p, input.name);
       if (vol) {
@@ -85,7 +80,6 @@ export function createStorageActivities({ libvirt, faults }: StorageActivityDeps
           if (!isLibvirtError(e, LibvirtErrorCode.NO_STORAGE_VOL)) throw e;
         }
       }
-      await faults?.check('deleteVolume', 'after');
     },
 
     /** The capacity of a volume in GiB (rounded down), or null when it does not exist. */
@@ -105,7 +99,6 @@ export function createStorageActivities({ libvirt, faults }: StorageActivityDeps
       name: string;
       capacityGiB: number;
     }): Promise<void> {
-      await faults?.check('growDisk', 'before');
       const vol = await findVolume(await pool(input.pool), input.name);
       if (!vol)
         throw ApplicationFailure.create({
@@ -132,7 +125,6 @@ export function createStorageActivities({ libvirt, faults }: StorageActivityDeps
         if (dom && (await dom.isActive())) await dom.blockResize(await vol.getPath(), wanted);
         else await vol.resize(wanted);
       }
-      await faults?.check('growDisk', 'after');
     },
   };
 }

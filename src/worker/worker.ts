@@ -1,5 +1,10 @@
 import { type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
-import { createControlActivities, createHypervisorActivities, type ActivityDeps } from '../activities';
+import {
+  activityInterceptors,
+  createControlActivities,
+  createHypervisorActivities,
+  type ActivityDeps,
+} from '../activities';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/shared';
 
 /** Options for {@link createWorkers}. */
@@ -23,6 +28,8 @@ export interface WorkerOptions {
  */
 export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
   const workers: Worker[] = [];
+  // Every activity heartbeats; with test deps, armed faults fire around it (production deps have none).
+  const interceptors = { activity: activityInterceptors({ faults: opts.deps.faults }) };
   if (opts.control !== false) {
     workers.push(
       await Worker.create({
@@ -33,6 +40,7 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
           ? { workflowBundle: opts.workflowBundle }
           : { workflowsPath: require.resolve('../workflows') }),
         activities: createControlActivities(opts.deps),
+        interceptors,
       }),
     );
   }
@@ -43,6 +51,7 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
         namespace: opts.namespace,
         taskQueue: hostTaskQueue(opts.hostName),
         activities: createHypervisorActivities(opts.deps),
+        interceptors,
       }),
     );
   }

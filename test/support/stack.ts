@@ -3,12 +3,14 @@
  * and this process's workers (control queue + a host queue unique to the suite) with real activities.
  */
 import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
 import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type DataSource } from 'typeorm';
 import { registerHost } from '../../src/activities/db';
-import { ArmedFaults } from '../../src/activities/faults';
+import { ArmedFaults, type FaultInjector } from '../../src/activities/faults';
 import { Host } from '../../src/entities/host';
+import { type Connection, type Network } from '../../src/libvirt/connection';
 import { LibvirtProvider } from '../../src/libvirt/provider';
 import { probeQos } from '../../src/networks/qos';
 import { SecretBox } from '../../src/secrets';
@@ -18,6 +20,49 @@ import { bundleWorkflows, connectTestEnv } from './temporal';
 
 export const TEST_POOL = process.env.STORAGE_POOL ?? 'vmflow';
 export const TEST_NETWORK = process.env.DEFAULT_NETWORK ?? 'vmflow-default';
+
+/** Reads a property of `target`, with its methods bound to it (the native wrappers keep `#private` state). */
+function bound<T extends object>(target: T, prop: string | symbol): unknown {
+  const v: unknown = Reflect.get(target, prop, target);
+  return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+}
+
+/**
+ * The libvirt the workers get: the real one, except that inside `redefineNetwork`, starting a network
+ * (libvirt's `create`) first passes the fault step `restartNetwork:before`. That step sits in the middle
+ * of an activity, where the fault interceptor cannot reach; failing libvirt's own start of the new
+ * definition is exactly the failure the activity's fallback (define and start the previous one) is for.
+ */
+export function withRestartFault(libvirt: LibvirtProvider, faults: FaultInjector): LibvirtProvider {
+  const inRedefine = () => {
+    try {
+      return Context.current().info.activityType === 'redefineNetwork';
+    } catch {
+      return false; // not in an activity
+    }
+  };
+  const network = (net: Network): Network =>
+    new Proxy(net, {
+      get: (t, p) =>
+        p === 'create'
+          ? async () => {
+              if (inRedefine()) await faults.check('restartNetwork', 'before');
+              return t.create();
+            }
+          : bound(t, p),
+    });
+  const connection = (conn: Connection): Connection =>
+    new Proxy(conn, {
+      get: (t, p) =>
+        p === 'lookupNetworkByName' || p === 'defineNetwork'
+          ? async (...args: Parameters<Connection['defineNetwork']>) =>
+              network(await (t[p] as Connection['defineNetwork']).apply(t, args))
+          : bound(t, p),
+    });
+  return new Proxy(libvirt, {
+    get: (t, p) => (p === 'get' ? async () => connection(await t.get()) : bound(t, p)),
+  });
+}
 
 /** A running stack; `stop()` in afterAll. */
 export interface Stack {
@@ -74,7 +119,7 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
         connection: env.nativeConnection,
         namespace: 'default',
         hostName,
-        deps: { libvirt, dataSource, secrets, faults },
+        deps: { libvirt: withRestartFault(libvirt, faults), dataSource, secrets, faults },
         workflowBundle: bundle,
       });
       running = Promise.all(workers.map((w) => w.run()));

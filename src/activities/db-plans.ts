@@ -1,0 +1,346 @@
+/**
+ * The four `plan*` validators of the machine workflows: each checks a request against the database and
+ * resolves what the workflow needs (defaults, host, network, libvirt names, filter specs), writing nothing.
+ * Part of {@link createDbActivities}.
+ */
+import { In } from 'typeorm';
+import { Department, DepartmentMember } from '../entities/department';
+import { FirewallFilter } from '../entities/firewall';
+import { Host } from '../entities/host';
+import { Machine } from '../entities/machine';
+import { type MachineStatus } from '../entities/machine-status';
+import { MachineTemplate } from '../entities/machine-template';
+import { User } from '../entities/user';
+import {
+  compileMachineFilters,
+  departmentServices,
+  machineVmContent,
+  type MachineFilterSpecs,
+} from '../firewall/load';
+import {
+  FailureType,
+  HARDWARE_LIMITS,
+  MACHINE_NAME_MAX,
+  libvirtNames,
+  type CreateMachineInput,
+} from '../workflows/shared';
+import { permanent } from './failures';
+import {
+  type CreatePlan,
+  type DbActivityDeps,
+  type DepartmentChangePlan,
+  type MachineView,
+} from './db-types';
+import { assertOwnRetry, loadMachineView } from './db-machines';
+
+/** The statuses a machine can change department from. */
+export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
+
+function checkRange(field: keyof typeof HARDWARE_LIMITS, value: number | undefined): void {
+  if (value === undefined) return;
+  const { min, max } = HARDWARE_LIMITS[field];
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw permanent(FailureType.Validation, `${field} must be an integer from ${min} to ${max}`, { field });
+  }
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Validates a machine name: 1–100 printable characters, no control characters, not blank. */
+export function checkMachineName(name: string): void {
+  if (
+    typeof name !== 'string' ||
+    !name.trim() ||
+    name.length > MACHINE_NAME_MAX ||
+    CONTROL_CHARS.test(name)
+  ) {
+    throw permanent(FailureType.Validation, `name must be 1–${MACHINE_NAME_MAX} printable characters`, {
+      field: 'name',
+    });
+  }
+}
+
+/** The enabled (service, action) pairs of effective settings. */
+function departmentServicesOf(
+  list: Array<{ serviceId: string; action: 'USE' | 'PROVIDE'; enabled: boolean }>,
+) {
+  return list.filter((s) => s.enabled).map(({ serviceId, action }) => ({ serviceId, action }));
+}
+
+/** The compiled filter specs of a plan. */
+function planSpecs(specs: MachineFilterSpecs): Pick<CreatePlan, 'departmentFilterSpecs' | 'vmFilterSpec'> {
+  return { departmentFilterSpecs: specs.shared, vmFilterSpec: specs.vm };
+}
+
+/** Activities that validate and plan machine operations (read-only). Run on the control task queue. */
+export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
+  return {
+    /** Validates a create request and resolves its defaults, host, network and libvirt names. */
+    async planCreate(input: CreateMachineInput): Promise<CreatePlan> {
+      checkMachineName(input.name);
+      checkRange('cpu', input.cpu);
+      checkRange('memoryMiB', input.memoryMiB);
+      checkRange('storageGiB', input.storageGiB);
+      const m = dataSource.manager;
+      const [template, dept, owner] = await Promise.all([
+        m.findOne(MachineTemplate, { where: { id: input.templateId } }),
+        m.findOne(Department, { where: { id: input.departmentId } }),
+        m.findOne(User, { where: { id: input.ownerId } }),
+      ]);
+      if (!template) throw permanent(FailureType.NotFound, 'template not found', { field: 'templateId' });
+      if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      if (!owner) throw permanent(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
+      if (owner.role !== 'ADMIN') {
+        const member = await m.findOne(DepartmentMember, {
+          where: { departmentId: dept.id, userId: owner.id },
+        });
+        if (!member)
+          throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
+            field: 'departmentId',
+          });
+      }
+      const host = input.hostName
+        ? await m.findOne(Host, { where: { name: input.hostName } })
+        : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
+      if (!host)
+        throw permanent(
+          FailureType.NotFound,
+          input.hostName ? 'host not found' : 'no hypervisor host is registered',
+          { field: 'hostName' },
+        );
+      const cpu = input.cpu ?? template.cpu;
+      const memoryMiB = input.memoryMiB ?? template.memoryMiB;
+      if (cpu > host.cpus)
+        throw permanent(FailureType.Refused, `cpu ${cpu} exceeds the host's ${host.cpus} CPUs`, {
+          field: 'cpu',
+        });
+      if (memoryMiB > host.memoryMiB) {
+        throw permanent(
+          FailureType.Refused,
+          `memory ${memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
+          {
+            field: 'memory',
+          },
+        );
+      }
+      const taken = await m.exists(Machine, { where: { departmentId: dept.id, name: input.name } });
+      const mine = await m.findOne(Machine, { where: { id: input.machineId } });
+      assertOwnRetry(mine, input.operationId);
+      if (taken && !mine)
+        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+          field: 'name',
+        });
+      // A new machine has no rules or includes of its own; its services are its department's.
+      const specs = await compileMachineFilters(m, {
+        machineId: input.machineId,
+        departmentId: dept.id,
+        vm: {
+          rules: [],
+          includes: [],
+          services: departmentServicesOf(await departmentServices(m, dept.id)),
+        },
+      });
+      return {
+        ...planSpecs(specs),
+        cpu,
+        memoryMiB,
+        storageGiB: input.storageGiB ?? template.storageGiB,
+        os: template.os,
+        internalName: libvirtNames.domain(input.machineId),
+        filterName: libvirtNames.vmFilter(input.machineId),
+        departmentFilterName: dept.filterName,
+        networkName: input.networkName ?? dept.networkName ?? host.defaultNetwork,
+        host: {
+          name: host.name,
+          storagePool: host.storagePool,
+          cpus: host.cpus,
+          memoryMiB: Number(host.memoryMiB),
+        },
+      };
+    },
+
+    /** Validates a clone request: the source exists and is off, the name is free. Returns the source and the plan. */
+    async planClone(input: {
+      sourceMachineId: string;
+      machineId: string;
+      name: string;
+      operationId: string;
+    }): Promise<{ source: MachineView; plan: CreatePlan }> {
+      checkMachineName(input.name);
+      const m = dataSource.manager;
+      const source = await loadMachineView(m, input.sourceMachineId);
+      if (!source)
+        throw permanent(FailureType.NotFound, 'source machine not found', { field: 'sourceMachineId' });
+      if (source.status !== 'off') {
+        throw permanent(FailureType.Refused, `the source must be off to be cloned (it is ${source.status})`, {
+          field: 'sourceMachineId',
+        });
+      }
+      if (!source.diskPath)
+        throw permanent(FailureType.Refused, 'the source has no disk', { field: 'sourceMachineId' });
+      const taken = await m.exists(Machine, {
+        where: { departmentId: source.departmentId, name: input.name },
+      });
+      const mine = await m.findOne(Machine, { where: { id: input.machineId } });
+      assertOwnRetry(mine, input.operationId);
+      if (taken && !mine)
+        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
+          field: 'name',
+        });
+      const host = await m.findOneOrFail(Host, { where: { name: source.hostName } });
+      // The clone gets a copy of its source's VM rules, includes and service settings (insertMachine).
+      const specs = await compileMachineFilters(m, {
+        machineId: input.machineId,
+        departmentId: source.departmentId,
+        vm: await machineVmContent(m, source.id),
+      });
+      return {
+        source,
+        plan: {
+          ...planSpecs(specs),
+          cpu: source.cpu,
+          memoryMiB: source.memoryMiB,
+          storageGiB: source.storageGiB,
+          os: source.os,
+          internalName: libvirtNames.domain(input.machineId),
+          filterName: libvirtNames.vmFilter(input.machineId),
+          departmentFilterName: source.departmentFilterName,
+          networkName: source.networkName ?? host.defaultNetwork,
+          host: {
+            name: host.name,
+            storagePool: host.storagePool,
+            cpus: host.cpus,
+            memoryMiB: Number(host.memoryMiB),
+          },
+        },
+      };
+    },
+
+    /**
+     * Validates a hardware change against the limits and the host's capacity: at least one field, disks
+     * only grow. Returns the machine.
+     */
+    async planHardware(input: {
+      machineId: string;
+      cpu?: number;
+      memoryMiB?: number;
+      storageGiB?: number;
+    }): Promise<MachineView> {
+      if (input.cpu === undefined && input.memoryMiB === undefined && input.storageGiB === undefined) {
+        throw permanent(FailureType.Validation, 'give at least one of cpu, memory, storage', {
+          field: 'cpu',
+        });
+      }
+      checkRange('cpu', input.cpu);
+      checkRange('memoryMiB', input.memoryMiB);
+      checkRange('storageGiB', input.storageGiB);
+      const m = dataSource.manager;
+      const machine = await loadMachineView(m, input.machineId);
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      const host = await m.findOneOrFail(Host, { where: { name: machine.hostName } });
+      if (input.cpu !== undefined && input.cpu > host.cpus) {
+        throw permanent(FailureType.Refused, `cpu ${input.cpu} exceeds the host's ${host.cpus} CPUs`, {
+          field: 'cpu',
+        });
+      }
+      if (input.memoryMiB !== undefined && input.memoryMiB > Number(host.memoryMiB)) {
+        throw permanent(
+          FailureType.Refused,
+          `memory ${input.memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
+          { field: 'memory' },
+        );
+      }
+      if (input.storageGiB !== undefined && input.storageGiB < machine.storageGiB) {
+        throw permanent(
+          FailureType.Refused,
+          `disks only grow: ${input.storageGiB} GiB is less than the current ${machine.storageGiB} GiB`,
+          {
+            field: 'storage',
+          },
+        );
+      }
+      if (
+        input.storageGiB !== undefined &&
+        input.storageGiB > machine.storageGiB &&
+        machine.linkedClone === false
+      ) {
+        const clones = await m.count(Machine, { where: { sourceMachineId: machine.id, linkedClone: true } });
+        if (clones > 0)
+          throw permanent(FailureType.Refused, 'this machine backs linked clones; its disk cannot change', {
+            field: 'storage',
+          });
+      }
+      return machine;
+    },
+
+    /**
+     * Validates a department change: the machine is off, running or suspended; the target department exists;
+     * the owner is a member of it (or an admin); the name is free there; the VM filter includes no custom filter
+     * of its old department. Compiles the filters it will need.
+     */
+    async planDepartmentChange(input: {
+      machineId: string;
+      departmentId: string;
+      operationId: string;
+    }): Promise<DepartmentChangePlan> {
+      const m = dataSource.manager;
+      const machine = await loadMachineView(m, input.machineId);
+      if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+      if (!DEPARTMENT_CHANGE_FROM.includes(machine.status)) {
+        throw permanent(
+          FailureType.IllegalTransition,
+          `machine is ${machine.status}, expected ${DEPARTMENT_CHANGE_FROM.join(' or ')}`,
+          { status: machine.status },
+        );
+      }
+      const dept = await m.findOne(Department, { where: { id: input.departmentId } });
+      if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+      const owner = await m.findOne(User, { where: { id: machine.ownerId } });
+      if (owner?.role !== 'ADMIN') {
+        const member = await m.findOne(DepartmentMember, {
+          where: { departmentId: dept.id, userId: machine.ownerId },
+        });
+        if (!member)
+          throw permanent(FailureType.Forbidden, "the machine's owner is not a member of this department", {
+            field: 'departmentId',
+          });
+      }
+      const noop = machine.departmentId === dept.id;
+      if (!noop && (await m.exists(Machine, { where: { departmentId: dept.id, name: machine.name } }))) {
+        throw permanent(
+          FailureType.NameTaken,
+          `a machine named "${machine.name}" exists in that department`,
+          {
+            field: 'departmentId',
+          },
+        );
+      }
+      const content = await machineVmContent(m, machine.id, dept.id);
+      if (content.includes.length > 0) {
+        const scoped = await m.find(FirewallFilter, { where: { id: In(content.includes), kind: 'custom' } });
+        const foreign = scoped.filter((f) => f.departmentId && f.departmentId !== dept.id);
+        if (foreign.length > 0) {
+          throw permanent(
+            FailureType.Refused,
+            `the machine's filter includes custom filters of its department (${foreign.map((f) => f.id).join(', ')}): remove them first`,
+            { field: 'departmentId' },
+          );
+        }
+      }
+      const specs = await compileMachineFilters(m, {
+        machineId: machine.id,
+        departmentId: dept.id,
+        vm: content,
+      });
+      return {
+        machine,
+        noop,
+        departmentFilterName: dept.filterName,
+        departmentFilterSpecs: specs.shared,
+        vmFilterSpec: specs.vm,
+        pruneCandidates: noop ? [] : [machine.departmentFilterName],
+      };
+    },
+  };
+}
