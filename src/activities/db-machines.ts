@@ -15,6 +15,7 @@ import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { releaseHold } from './db-operations';
 import { type CreatePlan, type DbActivityDeps, type MachineView } from './db-types';
+import { nameTakenMessage } from '../machines/rules';
 
 /**
  * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
@@ -214,13 +215,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
           } as Partial<Machine>);
         } catch (err) {
           if (isDuplicate(err))
-            throw permanent(
-              FailureType.NameTaken,
-              `a machine named "${input.name}" exists in this department`,
-              {
-                field: 'name',
-              },
-            );
+            throw permanent(FailureType.NameTaken, nameTakenMessage(input.name), { field: 'name' });
           throw err;
         }
         // Its filter row, in the same transaction: a retry finds the machine and never copies twice.

@@ -1,7 +1,6 @@
 import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { Host } from '../entities/host';
-import { Machine } from '../entities/machine';
 import { type MachineStatus } from '../entities/machine-status';
 import { Network, type NetworkStatus } from '../entities/network';
 import { type NetworkSpec } from '../libvirt/xml';
@@ -28,6 +27,7 @@ import { createDbActivities, type MachineView } from './db';
 import { releaseHold } from './db-operations';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
+import { designOf, machinesOn, vmflowNetworksOn, type AttachedMachine } from '../networks/queries';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
@@ -73,13 +73,6 @@ export interface NetworkChangePlan {
   spec: NetworkSpec;
 }
 
-/** A machine attached to a network (delete and redefine refusals name them). */
-export interface AttachedMachine {
-  id: string;
-  name: string;
-  status: MachineStatus;
-}
-
 /** The fields of a network row an update changes (and its undo puts back). */
 export type NetworkFields = Partial<
   Pick<
@@ -105,24 +98,6 @@ function failWith(problems: NetworkProblem[]): never {
     field: first.field,
     errors: problems.map(({ field, message: m }) => ({ field, message: m })),
   });
-}
-
-/** The row's fields as a design. */
-export function designOf(row: Network): NetworkDesign {
-  return {
-    mode: row.mode,
-    cidr: row.cidr,
-    gateway: row.gateway,
-    dhcpStart: row.dhcpStart,
-    dhcpEnd: row.dhcpEnd,
-    staticHosts: row.staticHosts?.length
-      ? row.staticHosts.map((h) => ({ mac: h.mac ?? '', ip: h.ip, ...(h.name ? { name: h.name } : {}) }))
-      : null,
-    bridgeName: row.mode === 'bridge' ? row.bridgeName : null,
-    forwardDev: row.forwardDev,
-    vlanId: row.vlanId,
-    bandwidth: row.bandwidth,
-  };
 }
 
 async function loadNetworkView(m: EntityManager, networkId: string): Promise<NetworkView | null> {
@@ -169,29 +144,6 @@ export function publicNetwork(v: NetworkView): Record<string, unknown> {
     status: v.status,
     currentOperationId: v.currentOperationId,
   };
-}
-
-/** The machines whose row names this libvirt network (any status). */
-export async function machinesOn(m: EntityManager, internalName: string): Promise<AttachedMachine[]> {
-  const rows = await m.find(Machine, {
-    where: { networkName: internalName },
-    select: { id: true, name: true, status: true },
-    order: { name: 'ASC' },
-  });
-  return rows.map((r) => ({ id: r.id, name: r.name, status: r.status }));
-}
-
-/**
- * The other networks a network on `hostId` must not collide with: every vmflow network of the host but
- * `exceptId`, whatever its status (a half-deleted one still holds its subnet in libvirt).
- */
-export async function vmflowNetworksOn(m: EntityManager, hostId: string, exceptId: string) {
-  const rows = await m.find(Network, { where: { hostId, id: Not(exceptId) } });
-  return rows.map((r) => ({
-    label: `network "${r.name}"`,
-    cidrs: r.cidr ? [r.cidr] : [],
-    bridgeName: r.bridgeName,
-  }));
 }
 
 /** Database activities of the network workflows. Run on the control task queue. Each one is idempotent. */

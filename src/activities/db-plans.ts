@@ -8,7 +8,6 @@ import { Department, DepartmentMember } from '../entities/department';
 import { FirewallFilter } from '../entities/firewall';
 import { Host } from '../entities/host';
 import { Machine } from '../entities/machine';
-import { type MachineStatus } from '../entities/machine-status';
 import { MachineTemplate } from '../entities/machine-template';
 import { User } from '../entities/user';
 import {
@@ -17,13 +16,7 @@ import {
   machineVmContent,
   type MachineFilterSpecs,
 } from '../firewall/load';
-import {
-  FailureType,
-  HARDWARE_LIMITS,
-  MACHINE_NAME_MAX,
-  libvirtNames,
-  type CreateMachineInput,
-} from '../workflows/shared';
+import { FailureType, libvirtNames, type CreateMachineInput } from '../workflows/shared';
 import { permanent } from './failures';
 import {
   type CreatePlan,
@@ -32,33 +25,33 @@ import {
   type MachineView,
 } from './db-types';
 import { assertOwnRetry, loadMachineView } from './db-machines';
+import {
+  hostFitProblem,
+  mayOwnIn,
+  nameProblem,
+  nameTakenMessage,
+  ownerProblem,
+  rangeProblem,
+  type HardwareField,
+  type MachineProblem,
+} from '../machines/rules';
+import { DEPARTMENT_CHANGE_FROM } from '../workflows/shared';
 
-/** The statuses a machine can change department from. */
-export const DEPARTMENT_CHANGE_FROM: readonly MachineStatus[] = ['off', 'running', 'suspended'];
+/** The statuses a machine can change department from (one definition, beside the other status sets). */
+export { DEPARTMENT_CHANGE_FROM };
 
-function checkRange(field: keyof typeof HARDWARE_LIMITS, value: number | undefined): void {
-  if (value === undefined) return;
-  const { min, max } = HARDWARE_LIMITS[field];
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw permanent(FailureType.Validation, `${field} must be an integer from ${min} to ${max}`, { field });
-  }
+/** Fails with a validation failure naming the field (the rules are src/machines/rules.ts, shared with the API). */
+function failOn(problem: MachineProblem | null): void {
+  if (problem) throw permanent(FailureType.Validation, problem.message, { field: problem.field });
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+function checkRange(field: HardwareField, value: number | undefined): void {
+  failOn(rangeProblem(field, value));
+}
 
 /** Validates a machine name: 1–100 printable characters, no control characters, not blank. */
 export function checkMachineName(name: string): void {
-  if (
-    typeof name !== 'string' ||
-    !name.trim() ||
-    name.length > MACHINE_NAME_MAX ||
-    CONTROL_CHARS.test(name)
-  ) {
-    throw permanent(FailureType.Validation, `name must be 1–${MACHINE_NAME_MAX} printable characters`, {
-      field: 'name',
-    });
-  }
+  failOn(nameProblem(name));
 }
 
 /** The enabled (service, action) pairs of effective settings. */
@@ -90,16 +83,17 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
       ]);
       if (!template) throw permanent(FailureType.NotFound, 'template not found', { field: 'templateId' });
       if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
-      if (!owner) throw permanent(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
-      if (owner.role !== 'ADMIN') {
-        const member = await m.findOne(DepartmentMember, {
-          where: { departmentId: dept.id, userId: owner.id },
+      const member =
+        owner !== null && !mayOwnIn(owner, false)
+          ? await m.exists(DepartmentMember, { where: { departmentId: dept.id, userId: owner.id } })
+          : false;
+      const ownerIs = ownerProblem(owner, member);
+      if (ownerIs === 'unknown')
+        throw permanent(FailureType.NotFound, 'owner not found', { field: 'ownerId' });
+      if (ownerIs === 'not_member')
+        throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
+          field: 'departmentId',
         });
-        if (!member)
-          throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
-            field: 'departmentId',
-          });
-      }
       const host = input.hostName
         ? await m.findOne(Host, { where: { name: input.hostName } })
         : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
@@ -111,26 +105,13 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
         );
       const cpu = input.cpu ?? template.cpu;
       const memoryMiB = input.memoryMiB ?? template.memoryMiB;
-      if (cpu > host.cpus)
-        throw permanent(FailureType.Refused, `cpu ${cpu} exceeds the host's ${host.cpus} CPUs`, {
-          field: 'cpu',
-        });
-      if (memoryMiB > host.memoryMiB) {
-        throw permanent(
-          FailureType.Refused,
-          `memory ${memoryMiB} MiB exceeds the host's ${host.memoryMiB} MiB`,
-          {
-            field: 'memory',
-          },
-        );
-      }
+      const tooBig = hostFitProblem({ cpu, memoryMiB }, host);
+      if (tooBig) throw permanent(FailureType.Refused, tooBig.message, { field: tooBig.field });
       const taken = await m.exists(Machine, { where: { departmentId: dept.id, name: input.name } });
       const mine = await m.findOne(Machine, { where: { id: input.machineId } });
       assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
-        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
-          field: 'name',
-        });
+        throw permanent(FailureType.NameTaken, nameTakenMessage(input.name), { field: 'name' });
       // A new machine has no rules or includes of its own; its services are its department's.
       const specs = await compileMachineFilters(m, {
         machineId: input.machineId,
@@ -185,9 +166,7 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
       const mine = await m.findOne(Machine, { where: { id: input.machineId } });
       assertOwnRetry(mine, input.operationId);
       if (taken && !mine)
-        throw permanent(FailureType.NameTaken, `a machine named "${input.name}" exists in this department`, {
-          field: 'name',
-        });
+        throw permanent(FailureType.NameTaken, nameTakenMessage(input.name), { field: 'name' });
       const host = await m.findOneOrFail(Host, { where: { name: source.hostName } });
       // The clone gets a copy of its source's VM rules, includes and service settings (insertMachine).
       const specs = await compileMachineFilters(m, {
@@ -297,15 +276,13 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
       const dept = await m.findOne(Department, { where: { id: input.departmentId } });
       if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const owner = await m.findOne(User, { where: { id: machine.ownerId } });
-      if (owner?.role !== 'ADMIN') {
-        const member = await m.findOne(DepartmentMember, {
-          where: { departmentId: dept.id, userId: machine.ownerId },
+      if (
+        !mayOwnIn(owner, false) &&
+        !(await m.exists(DepartmentMember, { where: { departmentId: dept.id, userId: machine.ownerId } }))
+      )
+        throw permanent(FailureType.Forbidden, "the machine's owner is not a member of this department", {
+          field: 'departmentId',
         });
-        if (!member)
-          throw permanent(FailureType.Forbidden, "the machine's owner is not a member of this department", {
-            field: 'departmentId',
-          });
-      }
       const noop = machine.departmentId === dept.id;
       if (!noop && (await m.exists(Machine, { where: { departmentId: dept.id, name: machine.name } }))) {
         throw permanent(

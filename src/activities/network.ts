@@ -8,7 +8,6 @@ import {
   buildDhcpHostXml,
   buildDhcpRangeXml,
   buildNetworkXml,
-  parseDomainXml,
   parseNetworkXml,
   parseXmlRoot,
   type DhcpHostSpec,
@@ -17,10 +16,16 @@ import {
 } from '../libvirt/xml';
 import { attr, child, children } from '../libvirt/xml/dom';
 import { lookupHostInterface, type HostInterface } from '../networks/host-interfaces';
-import { findConflicts, subnetsOf, type ExistingNetwork } from '../networks/validate';
+import { findConflicts, type ExistingNetwork } from '../networks/validate';
 import { FailureType, type NetworkModeName } from '../workflows/shared';
 import { permanent, refusedByHost } from './failures';
 import { lookupOwnDomain, moveDomainInterface, type InterfaceMove } from './libvirt';
+import {
+  listHostNetworks,
+  networkDomains,
+  type DomainOnNetwork,
+  type HostNetwork,
+} from '../networks/host-read';
 
 /** Dependencies of the network activities. */
 export interface NetworkActivityDeps {
@@ -35,15 +40,7 @@ export interface NetworkRef {
   internalName: string;
 }
 
-/** A libvirt network of the host, as the validation compares with it. */
-export interface HostNetwork {
-  name: string;
-  uuid: string;
-  bridgeName: string | null;
-  /** Its subnets, normalised (`10.250.0.0/24`). */
-  cidrs: string[];
-  active: boolean;
-}
+export type { DomainOnNetwork, HostNetwork };
 
 /** A network's state in libvirt, read before a redefine (the undo puts `xml` back). */
 export interface NetworkState {
@@ -52,15 +49,6 @@ export interface NetworkState {
   autostart: boolean;
   /** The persistent definition (null when it does not exist). */
   xml: string | null;
-}
-
-/** A domain with a NIC on a network (any domain of the host, vmflow's or not). */
-export interface DomainOnNetwork {
-  domain: string;
-  /** From the domain's vmflow metadata (null: not a vmflow domain). */
-  machineId: string | null;
-  /** It runs, and its running NIC is on the network. */
-  active: boolean;
 }
 
 const noNetwork = (e: unknown) => isLibvirtError(e, LibvirtErrorCode.NO_NETWORK);
@@ -232,30 +220,10 @@ export function createNetworkActivities({ libvirt, hostInterface }: NetworkActiv
     },
   });
 
-  async function listHostNetworks(): Promise<HostNetwork[]> {
-    const conn = await libvirt.get();
-    const out: HostNetwork[] = [];
-    for (const net of await conn.listAllNetworks()) {
-      try {
-        const parsed = parseNetworkXml(await net.getXML({ inactive: true }));
-        out.push({
-          name: parsed.name,
-          uuid: await net.getUUID(),
-          bridgeName: parsed.bridgeName ?? null,
-          cidrs: subnetsOf(parsed.ips),
-          active: await net.isActive(),
-        });
-      } catch (e) {
-        if (!noNetwork(e)) throw e; // removed while listing
-      }
-    }
-    return out;
-  }
-
   return {
     /** The host's libvirt networks with their bridges and subnets (read-only). */
     async listHostNetworks(): Promise<HostNetwork[]> {
-      return listHostNetworks();
+      return listHostNetworks(libvirt);
     },
 
     /**
@@ -272,7 +240,7 @@ export function createNetworkActivities({ libvirt, hostInterface }: NetworkActiv
       },
     ): Promise<void> {
       const others: ExistingNetwork[] = [];
-      for (const n of await listHostNetworks()) {
+      for (const n of await listHostNetworks(libvirt)) {
         if (n.name === input.internalName && n.uuid.toLowerCase() === input.networkId.toLowerCase()) continue;
         others.push({ label: `libvirt network ${n.name}`, cidrs: n.cidrs, bridgeName: n.bridgeName });
       }
@@ -460,28 +428,7 @@ export function createNetworkActivities({ libvirt, hostInterface }: NetworkActiv
      * domains vmflow has no row for, so a network is never removed or restarted under one.
      */
     async networkDomains(input: { internalName: string }): Promise<DomainOnNetwork[]> {
-      const conn = await libvirt.get();
-      const out: DomainOnNetwork[] = [];
-      const onIt = (xml: string) => {
-        const d = parseDomainXml(xml);
-        return { uses: d.interfaces.some((i) => i.type === 'network' && i.source === input.internalName), d };
-      };
-      for (const dom of await conn.listAllDomains()) {
-        try {
-          const cfg = onIt(await dom.getXML({ inactive: true }));
-          const live = (await dom.isActive()) ? onIt(await dom.getXML()) : null;
-          if (cfg.uses || live?.uses) {
-            out.push({
-              domain: cfg.d.name,
-              machineId: cfg.d.metadata.machineId ?? null,
-              active: live?.uses ?? false,
-            });
-          }
-        } catch (e) {
-          if (!isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) throw e; // removed while listing
-        }
-      }
-      return out;
+      return networkDomains(libvirt, input);
     },
 
     /**
