@@ -43,3 +43,12 @@ vmflow is up.
   Logs              $logs/{temporal,worker,api}.log
   Stop              bash scripts/up.sh stop
 MSG
+if [ -z "${ADMIN_EMAIL:-}" ] || [ -z "${ADMIN_PASSWORD:-}" ]; then
+  # The same development-only defaults as src/config.ts (DEV_ADMIN); never used with NODE_ENV=production.
+  cat <<MSG
+  Admin (DEVELOPMENT ONLY: set ADMIN_EMAIL/ADMIN_PASSWORD for anything else)
+                    admin@vmflow.local / vmflow-dev-admin-password
+  Log in            curl -s http://127.0.0.1:$PORT/api/auth/login -H 'content-type: application/json' \\
+                      -d '{"email":"admin@vmflow.local","password":"vmflow-dev-admin-password"}'
+MSG
+fi
