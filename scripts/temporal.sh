@@ -8,6 +8,9 @@ cli="$VMFLOW_ROOT/.tools/temporal"
 mkdir -p "$VMFLOW_STATE"
 args=(server start-dev --ip 127.0.0.1 --port "${TEMPORAL_PORT:-7233}" --namespace default
   --db-filename "${TEMPORAL_DB:-$VMFLOW_STATE/temporal.db}" --log-level warn
+  # The dev server's SQLite file in WAL mode, synced at checkpoints: no fsync per workflow task. A
+  # process crash loses nothing; a power cut may lose the last moments (development only).
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
   --search-attribute MachineId=Keyword --search-attribute OperationType=Keyword)
 if [ "${TEMPORAL_HEADLESS:-0}" = 1 ]; then args+=(--headless); else args+=(--ui-port "${TEMPORAL_UI_PORT:-8233}"); fi
 exec "$cli" "${args[@]}"
