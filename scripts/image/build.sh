@@ -160,6 +160,10 @@ datasource_list: [ NoCloud, None ]
 # Debian's default would run locale-gen for en_US.UTF-8 on first boot (slow, needs the locales data);
 # the image runs in C.UTF-8.
 locale: false
+# /etc/hosts follows the provisioned hostname (else sudo cannot resolve it).
+manage_etc_hosts: true
+# No DSA host key (OpenSSH 9 does not use it); each key costs seconds under TCG.
+ssh_genkeytypes: [ed25519, ecdsa, rsa]
 EOF
 
 # Services that wait on or work for nothing on a fresh VM. (systemd-networkd is not installed; mask
