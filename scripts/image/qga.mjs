@@ -122,7 +122,14 @@ async function main() {
         const st = await s.call('guest-exec-status', { pid });
         if (st.exited) {
           const dec = (b) => (b ? Buffer.from(b, 'base64').toString('utf8') : '');
-          console.log(JSON.stringify({ exitcode: st.exitcode ?? null, signal: st.signal ?? null, stdout: dec(st['out-data']), stderr: dec(st['err-data']) }));
+          console.log(
+            JSON.stringify({
+              exitcode: st.exitcode ?? null,
+              signal: st.signal ?? null,
+              stdout: dec(st['out-data']),
+              stderr: dec(st['err-data']),
+            }),
+          );
           break;
         }
         if (Date.now() > deadline) throw new Error(`guest-exec ${path} did not finish in ${secs} s`);
