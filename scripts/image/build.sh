@@ -88,9 +88,28 @@ fi
 TMP="$(mktemp -d "$IMAGES/.build-$RECIPE.XXXXXX")"
 MNT="$TMP/mnt"
 LOOP=""
+CHILD=""
+# Long steps run as a background child in a process group of its own that the script waits for: a
+# signal to this script then interrupts the wait at once (bash defers traps while a foreground child
+# runs), and the trap ends the whole group (mmdebstrap does not stop its apt/dpkg children when only
+# it is signalled).
+run() {
+  setsid "$@" &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return $rc
+}
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
   if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || umount -l "$MNT"; fi
   [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
   # An interrupted mmdebstrap may leave /proc, /sys or /dev mounted in the root tree.
@@ -112,7 +131,7 @@ log "building $IMAGE_NAME (recipe $RECIPE) from $MIRROR $SUITE; log: $BUILD_LOG"
 # 1. The root file system. Docs, man pages and translations are kept out by dpkg path filters that
 #    stay in the image, so later apt installs in a guest stay small too.
 include="$(IFS=,; echo "${PACKAGES[*]}")"
-mmdebstrap --variant=minbase --mode=root --include="$include" \
+run mmdebstrap --variant=minbase --mode=root --include="$include" \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -214,7 +233,7 @@ truncate -s "$VSIZE" "$RAW"
 printf 'label: dos\nstart=%dMiB, type=83, bootable\n' "$PART_START_MIB" | sfdisk --quiet "$RAW"
 disk_bytes="$(stat -c %s "$RAW")"
 part_bytes=$((disk_bytes - PART_START_MIB * 1024 * 1024))
-mkfs.ext4 -q -F -L "$ROOT_LABEL" -U "$ROOT_UUID" -O ^64bit -E "offset=$((PART_START_MIB * 1024 * 1024))" \
+run mkfs.ext4 -q -F -L "$ROOT_LABEL" -U "$ROOT_UUID" -O ^64bit -E "offset=$((PART_START_MIB * 1024 * 1024))" \
   -d "$ROOT" "$RAW" "$((part_bytes / 1024))k" >>"$BUILD_LOG" 2>&1 ||
   { tail -n 20 "$BUILD_LOG" >&2; die "mkfs.ext4 failed"; }
 
@@ -232,7 +251,7 @@ dd if=/usr/lib/syslinux/mbr/mbr.bin of="$RAW" bs=440 count=1 conv=notrunc status
 # 5. Compressed qcow2, checksum, manifest; then move the finished folder into place in one rename.
 STAGE="$TMP/out"
 mkdir -p "$STAGE"
-qemu-img convert -q -c -f raw -O qcow2 -o compat=1.1 "$RAW" "$STAGE/$IMAGE_NAME.qcow2"
+run qemu-img convert -q -c -f raw -O qcow2 -o compat=1.1 "$RAW" "$STAGE/$IMAGE_NAME.qcow2"
 rm -f "$RAW"
 SHA="$(sha256sum "$STAGE/$IMAGE_NAME.qcow2" | cut -d' ' -f1)"
 printf '%s  %s\n' "$SHA" "$IMAGE_NAME.qcow2" >"$STAGE/$IMAGE_NAME.qcow2.sha256"
