@@ -13,8 +13,8 @@ import { departmentScope, startChange, toggleService } from '../firewall-scope';
 import { accepted } from '../handler';
 import { visibleDepartment } from '../lookups';
 import { canEditDepartmentFirewall, canViewDepartmentFirewall } from '../permissions-firewall';
-import { route, type RouteSpec } from '../route';
-import { IdParams, OperationResponse } from '../schemas';
+import { ACCEPTED, ok, routesFor, type RouteSpec } from '../route';
+import { IdParams } from '../schemas';
 import {
   DepartmentServiceBody,
   DepartmentServicesResponse,
@@ -24,16 +24,16 @@ import {
   ServiceSchema,
 } from '../schemas-firewall';
 
+const firewallApi = routesFor('firewall');
+
 /** The service catalogue route. */
 export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
   return [
-    route({
-      method: 'get',
-      path: '/api/services',
-      tag: 'firewall',
-      summary: 'The catalogue of services a VM can USE (outbound) or PROVIDE (inbound)',
-      responses: { 200: { description: 'the services', schema: ServiceSchema.array() } },
-      async handler() {
+    firewallApi.get(
+      '/api/services',
+      'The catalogue of services a VM can USE (outbound) or PROVIDE (inbound)',
+      { responses: ok('the services', ServiceSchema.array()) },
+      async () => {
         return {
           status: 200,
           body: SERVICES.map((s) => ({
@@ -44,22 +44,18 @@ export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
           })),
         };
       },
-    }),
+    ),
   ];
 }
 
 /** The department firewall routes (policy and services). */
 export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
   return [
-    route({
-      method: 'get',
-      path: '/api/departments/:id/policy',
-      tag: 'firewall',
-      summary: "A department's firewall preset and the rules it compiles to",
-      params: IdParams,
-      problems: [403, 404],
-      responses: { 200: { description: 'the policy', schema: PolicySchema } },
-      async handler({ principal: p, params }) {
+    firewallApi.get(
+      '/api/departments/:id/policy',
+      "A department's firewall preset and the rules it compiles to",
+      { params: IdParams, problems: [403, 404], responses: ok('the policy', PolicySchema) },
+      async ({ principal: p, params }) => {
         const d = await visibleDepartment(ctx, p, params.id);
         if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
         return {
@@ -67,17 +63,12 @@ export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           body: { departmentId: d.id, policy: d.firewallPolicy, rules: presetRules(d.firewallPolicy) },
         };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/departments/:id/policy',
-      tag: 'firewall',
-      summary: "Switch a department's preset: ALLOW_ALL | BLOCK_ALL | ALLOW_OUTBOUND | ALLOW_INTERNET",
-      params: IdParams,
-      body: PolicyBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.put(
+      '/api/departments/:id/policy',
+      "Switch a department's preset: ALLOW_ALL | BLOCK_ALL | ALLOW_OUTBOUND | ALLOW_INTERNET",
+      { params: IdParams, body: PolicyBody, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const d = await visibleDepartment(ctx, p, params.id);
         if (!canEditDepartmentFirewall(p, d.id))
           throw forbidden("only the department's managers and admins may change its policy");
@@ -91,16 +82,12 @@ export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/departments/:id/services',
-      tag: 'firewall',
-      summary: "A department's service settings (the defaults of its VMs)",
-      params: IdParams,
-      problems: [403, 404],
-      responses: { 200: { description: 'the settings', schema: DepartmentServicesResponse } },
-      async handler({ principal: p, params }) {
+    ),
+    firewallApi.get(
+      '/api/departments/:id/services',
+      "A department's service settings (the defaults of its VMs)",
+      { params: IdParams, problems: [403, 404], responses: ok('the settings', DepartmentServicesResponse) },
+      async ({ principal: p, params }) => {
         const d = await visibleDepartment(ctx, p, params.id);
         if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
         return {
@@ -108,17 +95,12 @@ export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           body: { departmentId: d.id, services: await departmentServices(ctx.ds.manager, d.id) },
         };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/departments/:id/services/:serviceId',
-      tag: 'firewall',
-      summary: 'Toggle a service (USE | PROVIDE) for a department: the default of its VMs',
-      params: ServiceParams,
-      body: DepartmentServiceBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.put(
+      '/api/departments/:id/services/:serviceId',
+      'Toggle a service (USE | PROVIDE) for a department: the default of its VMs',
+      { params: ServiceParams, body: DepartmentServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const d = await visibleDepartment(ctx, p, params.id);
         if (!canEditDepartmentFirewall(p, d.id))
           throw forbidden("only the department's managers and admins may change its services");
@@ -133,6 +115,6 @@ export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation);
       },
-    }),
+    ),
   ];
 }

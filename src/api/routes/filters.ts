@@ -38,8 +38,8 @@ import { keysetPage } from '../pagination';
 import { type Principal } from '../permissions';
 import { canCreateFilter, canFlush, canViewFilter, filterScope, mayInclude } from '../permissions-firewall';
 import { filterEvent } from '../resource-events';
-import { route, type RouteSpec } from '../route';
-import { IdParams, OperationResponse, pageOf } from '../schemas';
+import { ACCEPTED, acceptedAs, created, DELETED, ok, routesFor, type RouteSpec } from '../route';
+import { IdParams, pageOf } from '../schemas';
 import {
   CreateFilterBody,
   FilterDescriptionSchema,
@@ -53,6 +53,8 @@ import {
   UpdateFilterBody,
 } from '../schemas-firewall';
 import { filterView } from '../views-firewall';
+
+const firewallApi = routesFor('firewall');
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
@@ -138,15 +140,11 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
     return startChange(ctx, call.p, scopeOf(lf), change, call.ids, call.idempotencyKey);
   };
   return [
-    route({
-      method: 'get',
-      path: '/api/filters',
-      tag: 'firewall',
-      summary:
-        'The filters the caller may see (admins: all; managers: their departments’, their VMs’, custom)',
-      query: FilterListQuery,
-      responses: { 200: { description: 'a page of filters', schema: pageOf(FilterSchema, 'FilterPage') } },
-      async handler({ principal: p, query }) {
+    firewallApi.get(
+      '/api/filters',
+      'The filters the caller may see (admins: all; managers: their departments’, their VMs’, custom)',
+      { query: FilterListQuery, responses: ok('a page of filters', pageOf(FilterSchema, 'FilterPage')) },
+      async ({ principal: p, query }) => {
         const qb = ctx.ds.getRepository(FirewallFilter).createQueryBuilder('f');
         const scope = filterScope(p);
         if (scope) qb.where(scope.where, scope.params);
@@ -155,16 +153,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         const page = await keysetPage<FirewallFilter>(qb, 'f', query);
         return { status: 200, body: { items: page.items.map(filterView), nextCursor: page.nextCursor } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'A filter: its user rules (with ids), the derived preset/service rules, its libvirt name',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the filter', schema: FilterDescriptionSchema } },
-      async handler({ principal: p, params }) {
+    ),
+    firewallApi.get(
+      '/api/filters/:id',
+      'A filter: its user rules (with ids), the derived preset/service rules, its libvirt name',
+      { params: IdParams, problems: [404], responses: ok('the filter', FilterDescriptionSchema) },
+      async ({ principal: p, params }) => {
         await visibleFilter(ctx, p, params.id);
         const d = await describeFilter(ctx.ds.manager, params.id);
         if (!d) throw notFound('filter');
@@ -178,16 +172,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters',
-      tag: 'firewall',
-      summary: 'Create a custom filter (admins; managers for their department). DB only until included',
-      body: CreateFilterBody,
-      problems: [403, 404, 409],
-      responses: { 201: { description: 'the filter', schema: FilterSchema } },
-      async handler({ principal: p, body, ids }) {
+    ),
+    firewallApi.post(
+      '/api/filters',
+      'Create a custom filter (admins; managers for their department). DB only until included',
+      { body: CreateFilterBody, problems: [403, 404, 409], responses: created('the filter', FilterSchema) },
+      async ({ principal: p, body, ids }) => {
         const departmentId = body.departmentId ?? null;
         if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
         if (!canCreateFilter(p, departmentId))
@@ -217,17 +207,17 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 201, body: filterView(f), headers: { Location: `/api/filters/${f.id}` } };
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'Rename a filter or change its description (DB only)',
-      params: IdParams,
-      body: UpdateFilterBody,
-      problems: [403, 404, 409],
-      responses: { 200: { description: 'the filter', schema: FilterSchema } },
-      async handler({ principal: p, params, body }) {
+    ),
+    firewallApi.patch(
+      '/api/filters/:id',
+      'Rename a filter or change its description (DB only)',
+      {
+        params: IdParams,
+        body: UpdateFilterBody,
+        problems: [403, 404, 409],
+        responses: ok('the filter', FilterSchema),
+      },
+      async ({ principal: p, params, body }) => {
         const lf = await editableFilter(ctx, p, params.id);
         const f = await ctx.ds.transaction(async (m) => {
           if (body.name !== undefined && lf.filter.kind === 'custom')
@@ -246,16 +236,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 200, body: filterView(f) };
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'Delete a custom filter that no filter includes (409 lists those that do)',
-      params: IdParams,
-      problems: [403, 404, 409, 422],
-      responses: { 204: { description: 'deleted' } },
-      async handler({ principal: p, params }) {
+    ),
+    firewallApi.delete(
+      '/api/filters/:id',
+      'Delete a custom filter that no filter includes (409 lists those that do)',
+      { params: IdParams, problems: [403, 404, 409, 422], responses: DELETED },
+      async ({ principal: p, params }) => {
         const lf = await editableFilter(ctx, p, params.id);
         if (lf.filter.kind !== 'custom')
           throw refused(
@@ -280,19 +266,17 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 204 };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters/:id/rules',
-      tag: 'firewall',
-      summary: 'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
-      params: IdParams,
-      body: RuleBody,
-      problems: [403, 404, 409],
-      responses: {
-        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
+    ),
+    firewallApi.post(
+      '/api/filters/:id/rules',
+      'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
+      {
+        params: IdParams,
+        body: RuleBody,
+        problems: [403, 404, 409],
+        responses: acceptedAs('accepted: the rule and its operation', RuleOperationResponse),
       },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         let rule: Record<string, unknown> = {};
         const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, (lf) => {
           rule = userRule(body);
@@ -300,19 +284,17 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return accepted(operation, { rule: { id: ids.resource, ...rule } });
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/filters/:id/rules/:ruleId',
-      tag: 'firewall',
-      summary: 'updateRule: replace a user rule of a filter',
-      params: RuleParams,
-      body: RuleBody,
-      problems: [403, 404, 409],
-      responses: {
-        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
+    ),
+    firewallApi.put(
+      '/api/filters/:id/rules/:ruleId',
+      'updateRule: replace a user rule of a filter',
+      {
+        params: RuleParams,
+        body: RuleBody,
+        problems: [403, 404, 409],
+        responses: acceptedAs('accepted: the rule and its operation', RuleOperationResponse),
       },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         let rule: Record<string, unknown> = {};
         const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
           await assertRuleOf(ctx, lf, params.ruleId);
@@ -321,50 +303,36 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return accepted(operation, { rule: { id: params.ruleId, ...rule } });
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/filters/:id/rules/:ruleId',
-      tag: 'firewall',
-      summary: 'deleteRule: remove a user rule from a filter',
-      params: RuleParams,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, ids, idempotencyKey }) {
+    ),
+    firewallApi.delete(
+      '/api/filters/:id/rules/:ruleId',
+      'deleteRule: remove a user rule from a filter',
+      { params: RuleParams, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, ids, idempotencyKey }) => {
         const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
           await assertRuleOf(ctx, lf, params.ruleId);
           return { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId };
         });
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/filters/:id/includes',
-      tag: 'firewall',
-      summary: 'Set the custom filters a filter includes, in order',
-      params: IdParams,
-      body: IncludesBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.put(
+      '/api/filters/:id/includes',
+      'Set the custom filters a filter includes, in order',
+      { params: IdParams, body: IncludesBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
           await checkIncludes(ctx, p, lf, body.includes);
           return { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes };
         });
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters/flush',
-      tag: 'firewall',
-      summary:
-        "flushFilters: push the DB's filters to libvirt, only those that differ (admins; managers: theirs)",
-      body: FlushBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.post(
+      '/api/filters/flush',
+      "flushFilters: push the DB's filters to libvirt, only those that differ (admins; managers: theirs)",
+      { body: FlushBody, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, body, ids, idempotencyKey }) => {
         const departmentId = body.departmentId ?? null;
         if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
         if (!canFlush(p, departmentId))
@@ -398,6 +366,6 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
+    ),
   ];
 }

@@ -39,7 +39,7 @@ import {
   type Principal,
 } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
-import { route, type RouteSpec } from '../route';
+import { ACCEPTED, acceptedAs, ok, routesFor, type RouteSpec } from '../route';
 import {
   CloneBody,
   CreateMachineBody,
@@ -49,7 +49,6 @@ import {
   MachineListQuery,
   MachineOperationResponse,
   MachineSchema,
-  OperationResponse,
   pageOf,
   PowerBody,
 } from '../schemas';
@@ -63,6 +62,10 @@ import {
 } from '../schemas-firewall';
 import { MachineNetworkBody } from '../schemas-network';
 import { machineView, type MachineView } from '../views';
+
+const machinesApi = routesFor('machines');
+const networksApi = routesFor('networks');
+const firewallApi = routesFor('firewall');
 
 const LIST_COLUMNS = [
   'id',
@@ -193,14 +196,11 @@ async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine'
 /** The machine routes. */
 export function machineRoutes(ctx: ApiContext): RouteSpec[] {
   return [
-    route({
-      method: 'get',
-      path: '/api/machines',
-      tag: 'machines',
-      summary: 'List the machines the caller may see (filters, keyset pagination, newest first)',
-      query: MachineListQuery,
-      responses: { 200: { description: 'a page of machines', schema: pageOf(MachineSchema, 'MachinePage') } },
-      async handler({ principal, query }) {
+    machinesApi.get(
+      '/api/machines',
+      'List the machines the caller may see (filters, keyset pagination, newest first)',
+      { query: MachineListQuery, responses: ok('a page of machines', pageOf(MachineSchema, 'MachinePage')) },
+      async ({ principal, query }) => {
         // Raw rows with the host name joined: one query, no entity hydration (this is the hot list).
         const qb = ctx.ds
           .createQueryBuilder()
@@ -221,35 +221,29 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/machines/:id',
-      tag: 'machines',
-      summary: 'A machine',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the machine', schema: MachineSchema } },
-      async handler({ principal, params }) {
+    ),
+    machinesApi.get(
+      '/api/machines/:id',
+      'A machine',
+      { params: IdParams, problems: [404], responses: ok('the machine', MachineSchema) },
+      async ({ principal, params }) => {
         const m = await visibleMachine(ctx, principal, params.id);
         const hosts = await hostNames(ctx);
         return { status: 200, body: machineView({ ...m, hostName: hosts.get(m.hostId) ?? null }) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines',
-      tag: 'machines',
-      summary: 'Create a machine (starts the createMachine workflow)',
-      body: CreateMachineBody,
-      problems: [403, 404, 409, 422],
-      responses: {
-        202: {
-          description: 'accepted: the machine as it will be, and its operation',
-          schema: MachineOperationResponse,
-        },
+    ),
+    machinesApi.post(
+      '/api/machines',
+      'Create a machine (starts the createMachine workflow)',
+      {
+        body: CreateMachineBody,
+        problems: [403, 404, 409, 422],
+        responses: acceptedAs(
+          'accepted: the machine as it will be, and its operation',
+          MachineOperationResponse,
+        ),
       },
-      async handler({ principal: p, body: b, ids, idempotencyKey }) {
+      async ({ principal: p, body: b, ids, idempotencyKey }) => {
         const ownerId = b.ownerId ?? p.id;
         const dept = await visibleDepartment(ctx, p, b.departmentId, 'departmentId');
         if (!canCreateMachine(p, dept.id, ownerId))
@@ -317,17 +311,12 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation, { machine });
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/machines/:id/hardware',
-      tag: 'machines',
-      summary: 'Change vCPUs, memory or disk size (disks only grow)',
-      params: IdParams,
-      body: HardwareBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+    ),
+    machinesApi.patch(
+      '/api/machines/:id/hardware',
+      'Change vCPUs, memory or disk size (disks only grow)',
+      { params: IdParams, body: HardwareBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canChangeHardware(p, m))
           throw forbidden('only managers of the department and admins may change hardware');
@@ -352,22 +341,20 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
         });
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/clone',
-      tag: 'machines',
-      summary: 'Clone an off machine (full copy, or linked overlay) into the same department',
-      params: IdParams,
-      body: CloneBody,
-      problems: [403, 404, 409, 422],
-      responses: {
-        202: {
-          description: 'accepted: the clone as it will be, and its operation',
-          schema: MachineOperationResponse,
-        },
+    ),
+    machinesApi.post(
+      '/api/machines/:id/clone',
+      'Clone an off machine (full copy, or linked overlay) into the same department',
+      {
+        params: IdParams,
+        body: CloneBody,
+        problems: [403, 404, 409, 422],
+        responses: acceptedAs(
+          'accepted: the clone as it will be, and its operation',
+          MachineOperationResponse,
+        ),
       },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
         const source = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, source)) throw forbidden();
         await assertIdle(ctx, { kind: 'machine', currentOperationId: source.currentOperationId });
@@ -404,17 +391,12 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation, { machine });
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/power',
-      tag: 'machines',
-      summary: 'start | shutdown | poweroff | reboot | reset | suspend | resume',
-      params: IdParams,
-      body: PowerBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+    ),
+    machinesApi.post(
+      '/api/machines/:id/power',
+      'start | shutdown | poweroff | reboot | reset | suspend | resume',
+      { params: IdParams, body: PowerBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
         await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
@@ -425,17 +407,12 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
         });
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/machines/:id',
-      tag: 'machines',
-      summary: 'Destroy a machine (graceful shutdown with a deadline, then forced)',
-      params: IdParams,
-      query: DestroyQuery,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, query, ids, idempotencyKey }) {
+    ),
+    machinesApi.delete(
+      '/api/machines/:id',
+      'Destroy a machine (graceful shutdown with a deadline, then forced)',
+      { params: IdParams, query: DestroyQuery, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, query, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
         await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
@@ -448,23 +425,18 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
         });
       },
-    }),
+    ),
   ];
 }
 
 /** Moving a machine's NIC to another network (listed, and documented, after the network routes). */
 export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
   return [
-    route({
-      method: 'put',
-      path: '/api/machines/:id/network',
-      tag: 'networks',
-      summary: "Move a machine's NIC to another network (live when it runs, where libvirt can)",
-      params: IdParams,
-      body: MachineNetworkBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+    networksApi.put(
+      '/api/machines/:id/network',
+      "Move a machine's NIC to another network (live when it runs, where libvirt can)",
+      { params: IdParams, body: MachineNetworkBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canOperateMachine(p, m)) throw forbidden();
         const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
@@ -480,7 +452,7 @@ export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
           networkId: n.id,
         });
       },
-    }),
+    ),
   ];
 }
 
@@ -508,15 +480,11 @@ async function changeMachineIncludes(
  */
 export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
   return [
-    route({
-      method: 'get',
-      path: '/api/machines/:id/services',
-      tag: 'firewall',
-      summary: "A VM's effective services, each with where its setting comes from (vm, department, default)",
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the services', schema: MachineServicesResponse } },
-      async handler({ principal: p, params }) {
+    firewallApi.get(
+      '/api/machines/:id/services',
+      "A VM's effective services, each with where its setting comes from (vm, department, default)",
+      { params: IdParams, problems: [404], responses: ok('the services', MachineServicesResponse) },
+      async ({ principal: p, params }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canViewMachineFirewall(p, m)) throw notFound('machine');
         return {
@@ -528,17 +496,12 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/machines/:id/services/:serviceId',
-      tag: 'firewall',
-      summary: "toggleVmService: a VM's own setting of a service (null: follow its department again)",
-      params: ServiceParams,
-      body: MachineServiceBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.put(
+      '/api/machines/:id/services/:serviceId',
+      "toggleVmService: a VM's own setting of a service (null: follow its department again)",
+      { params: ServiceParams, body: MachineServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canEditMachineFirewall(p, m))
           throw forbidden("only the department's managers and admins may change a VM's services");
@@ -553,17 +516,12 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/filters',
-      tag: 'firewall',
-      summary: "applyFilterToVM: include a custom filter in a VM's filter",
-      params: IdParams,
-      body: ApplyFilterBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.post(
+      '/api/machines/:id/filters',
+      "applyFilterToVM: include a custom filter in a VM's filter",
+      { params: IdParams, body: ApplyFilterBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canEditMachineFirewall(p, m))
           throw forbidden("only the department's managers and admins may change a VM's filters");
@@ -574,16 +532,12 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/machines/:id/filters/:filterId',
-      tag: 'firewall',
-      summary: "Remove a custom filter from a VM's filter",
-      params: MachineFilterParams,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, ids, idempotencyKey }) {
+    ),
+    firewallApi.delete(
+      '/api/machines/:id/filters/:filterId',
+      "Remove a custom filter from a VM's filter",
+      { params: MachineFilterParams, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canEditMachineFirewall(p, m))
           throw forbidden("only the department's managers and admins may change a VM's filters");
@@ -595,17 +549,12 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/machines/:id/department',
-      tag: 'firewall',
-      summary: 'Move a VM to another department (admins, or managers of both; the owner must be a member)',
-      params: IdParams,
-      body: MachineDepartmentBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+    ),
+    firewallApi.put(
+      '/api/machines/:id/department',
+      'Move a VM to another department (admins, or managers of both; the owner must be a member)',
+      { params: IdParams, body: MachineDepartmentBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         const target = await visibleDepartment(ctx, p, body.departmentId, 'departmentId');
         if (!canMoveMachine(p, m, target.id))
@@ -628,6 +577,6 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           departmentId: target.id,
         });
       },
-    }),
+    ),
   ];
 }
