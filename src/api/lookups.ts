@@ -8,7 +8,7 @@ import { Host } from '../entities/host';
 import { Machine } from '../entities/machine';
 import { Network } from '../entities/network';
 import { type ApiContext } from './context';
-import { notFound } from './errors';
+import { forbidden, notFound } from './errors';
 import { belongsTo, canViewDepartment, canViewMachine, isAdmin, type Principal } from './permissions';
 
 /** True for a duplicate-key error (a unique name or e-mail is taken). */
@@ -25,6 +25,19 @@ export async function hostNames(ctx: ApiContext): Promise<Map<string, string>> {
 export async function visibleMachine(ctx: ApiContext, p: Principal, id: string): Promise<Machine> {
   const m = await ctx.ds.getRepository(Machine).findOne({ where: { id } });
   if (!m || !canViewMachine(p, m)) throw notFound('machine');
+  return m;
+}
+
+/** Loads a machine the caller may see (else 404) and `may` act on (else 403 with `detail`). */
+export async function machineFor(
+  ctx: ApiContext,
+  p: Principal,
+  id: string,
+  may: (p: Principal, m: Machine) => boolean,
+  detail?: string,
+): Promise<Machine> {
+  const m = await visibleMachine(ctx, p, id);
+  if (!may(p, m)) throw forbidden(detail);
   return m;
 }
 
@@ -54,5 +67,18 @@ export async function visibleDepartment(
 ): Promise<Department> {
   const d = await ctx.ds.getRepository(Department).findOne({ where: { id } });
   if (!d || !canViewDepartment(p, d.id)) throw notFound('department', field);
+  return d;
+}
+
+/** Loads a department the caller may see (else 404) and `may` act on (else 403 with `detail`). */
+export async function departmentFor(
+  ctx: ApiContext,
+  p: Principal,
+  id: string,
+  may: (p: Principal, departmentId: string) => boolean,
+  detail?: string,
+): Promise<Department> {
+  const d = await visibleDepartment(ctx, p, id);
+  if (!may(p, d.id)) throw forbidden(detail);
   return d;
 }

@@ -10,7 +10,7 @@ import { type z, ZodError } from 'zod';
 import { OperationConflictError } from '../client/errors';
 import { principalOf } from './auth';
 import { badRequest, conflictFromOperation, ProblemError, zodFieldErrors } from './errors';
-import { type HandlerResult, type RequestIds } from './handler';
+import { accepted, type HandlerResult, type RequestIds } from './handler';
 import { type IdempotencyStore, requestHash } from './idempotency';
 import { type Principal } from './permissions';
 import { OperationResponse, ProblemSchema } from './schemas';
@@ -87,6 +87,13 @@ export function routesFor(tag: string): Record<RouteSpec['method'], Declare> {
     patch: declare('patch'),
     delete: declare('delete'),
   };
+}
+
+/** A handler that starts an operation and answers 202 with it (located at the operation). */
+export function starting<P, Q, B>(
+  start: (ctx: HandlerContext<P, Q, B>) => Promise<{ id: string }>,
+): RouteSpec<P, Q, B>['handler'] {
+  return async (ctx) => accepted(await start(ctx));
 }
 
 /** 200 with a body. */

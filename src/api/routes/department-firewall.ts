@@ -8,12 +8,11 @@ import { presetRules } from '../../firewall/compile';
 import { departmentServices } from '../../firewall/load';
 import { SERVICES } from '../../firewall/services';
 import { type ApiContext } from '../context';
-import { forbidden } from '../errors';
 import { departmentScope, startChange, toggleService } from '../firewall-scope';
-import { accepted } from '../handler';
-import { visibleDepartment } from '../lookups';
+import { departmentFor } from '../lookups';
+import { type Principal } from '../permissions';
 import { canEditDepartmentFirewall, canViewDepartmentFirewall } from '../permissions-firewall';
-import { ACCEPTED, ok, routesFor, type RouteSpec } from '../route';
+import { ACCEPTED, ok, routesFor, starting, type RouteSpec } from '../route';
 import { IdParams } from '../schemas';
 import {
   DepartmentServiceBody,
@@ -24,10 +23,9 @@ import {
   ServiceSchema,
 } from '../schemas-firewall';
 
-const firewallApi = routesFor('firewall');
-
 /** The service catalogue route. */
 export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
   return [
     firewallApi.get(
       '/api/services',
@@ -50,14 +48,25 @@ export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
 
 /** The department firewall routes (policy and services). */
 export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
+  /** A department whose firewall the caller may read (404, 403). */
+  const readable = (p: Principal, id: string) => departmentFor(ctx, p, id, canViewDepartmentFirewall);
+  /** A department whose `what` the caller may change (404, 403 naming it). */
+  const editable = (p: Principal, id: string, what: string) =>
+    departmentFor(
+      ctx,
+      p,
+      id,
+      canEditDepartmentFirewall,
+      `only the department's managers and admins may change its ${what}`,
+    );
   return [
     firewallApi.get(
       '/api/departments/:id/policy',
       "A department's firewall preset and the rules it compiles to",
       { params: IdParams, problems: [403, 404], responses: ok('the policy', PolicySchema) },
-      async ({ principal: p, params }) => {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
+      async ({ principal, params }) => {
+        const d = await readable(principal, params.id);
         return {
           status: 200,
           body: { departmentId: d.id, policy: d.firewallPolicy, rules: presetRules(d.firewallPolicy) },
@@ -68,53 +77,31 @@ export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
       '/api/departments/:id/policy',
       "Switch a department's preset: ALLOW_ALL | BLOCK_ALL | ALLOW_OUTBOUND | ALLOW_INTERNET",
       { params: IdParams, body: PolicyBody, problems: [403, 404, 409], responses: ACCEPTED },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canEditDepartmentFirewall(p, d.id))
-          throw forbidden("only the department's managers and admins may change its policy");
-        const operation = await startChange(
-          ctx,
-          p,
-          departmentScope(d.id),
-          { type: 'setPolicy', departmentId: d.id, policy: body.policy },
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
-      },
+      starting(async (call) => {
+        const d = await editable(call.principal, call.params.id, 'policy');
+        const change = { type: 'setPolicy', departmentId: d.id, policy: call.body.policy } as const;
+        return startChange(ctx, call, departmentScope(d.id), change);
+      }),
     ),
     firewallApi.get(
       '/api/departments/:id/services',
       "A department's service settings (the defaults of its VMs)",
       { params: IdParams, problems: [403, 404], responses: ok('the settings', DepartmentServicesResponse) },
-      async ({ principal: p, params }) => {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
-        return {
-          status: 200,
-          body: { departmentId: d.id, services: await departmentServices(ctx.ds.manager, d.id) },
-        };
+      async ({ principal, params }) => {
+        const d = await readable(principal, params.id);
+        const services = await departmentServices(ctx.ds.manager, d.id);
+        return { status: 200, body: { departmentId: d.id, services } };
       },
     ),
     firewallApi.put(
       '/api/departments/:id/services/:serviceId',
       'Toggle a service (USE | PROVIDE) for a department: the default of its VMs',
       { params: ServiceParams, body: DepartmentServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canEditDepartmentFirewall(p, d.id))
-          throw forbidden("only the department's managers and admins may change its services");
-        const operation = await toggleService(
-          ctx,
-          p,
-          { scope: 'department', scopeId: d.id, departmentId: d.id },
-          params.serviceId,
-          body,
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
-      },
+      starting(async (call) => {
+        const d = await editable(call.principal, call.params.id, 'services');
+        const target = { scope: 'department', scopeId: d.id, departmentId: d.id } as const;
+        return toggleService(ctx, call, target, call.params.serviceId, call.body);
+      }),
     ),
   ];
 }

@@ -41,9 +41,6 @@ import {
 import { DepartmentWithPolicySchema as DepartmentSchema } from '../schemas-firewall';
 import { departmentView as baseDepartmentView, templateView } from '../views';
 
-const departmentsApi = routesFor('departments');
-const templatesApi = routesFor('templates');
-
 /** A department as the API shows it: {@link baseDepartmentView} with its firewall preset. */
 export function departmentView(
   d: Department,
@@ -58,6 +55,7 @@ const taken = (what: string) =>
 
 /** The department routes. */
 export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
+  const departmentsApi = routesFor('departments');
   const members = async (departmentId: string) =>
     (
       await ctx.ds.getRepository(DepartmentMember).find({ where: { departmentId }, order: { userId: 'ASC' } })
@@ -295,6 +293,7 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
 
 /** The template routes. */
 export function templateRoutes(ctx: ApiContext): RouteSpec[] {
+  const templatesApi = routesFor('templates');
   const repo = () => ctx.ds.getRepository(MachineTemplate);
   const find = async (id: string) => {
     const t = await repo().findOne({ where: { id } });

@@ -31,14 +31,14 @@ import {
   visibleFilter,
   type LoadedFilter,
 } from '../firewall-scope';
-import { accepted, type RequestIds } from '../handler';
+import { accepted, type Caller } from '../handler';
 import { assertIdle } from '../idle';
 import { visibleDepartment } from '../lookups';
 import { keysetPage } from '../pagination';
 import { type Principal } from '../permissions';
 import { canCreateFilter, canFlush, canViewFilter, filterScope, mayInclude } from '../permissions-firewall';
 import { filterEvent } from '../resource-events';
-import { ACCEPTED, acceptedAs, created, DELETED, ok, routesFor, type RouteSpec } from '../route';
+import { ACCEPTED, acceptedAs, starting, created, DELETED, ok, routesFor, type RouteSpec } from '../route';
 import { IdParams, pageOf } from '../schemas';
 import {
   CreateFilterBody,
@@ -53,8 +53,6 @@ import {
   UpdateFilterBody,
 } from '../schemas-firewall';
 import { filterView } from '../views-firewall';
-
-const firewallApi = routesFor('firewall');
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
@@ -124,20 +122,38 @@ async function checkIncludes(
 const userRule = (body: unknown) =>
   normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
 
+/** 202 with the rule as it will be and its operation. */
+const RULE_ACCEPTED = acceptedAs('accepted: the rule and its operation', RuleOperationResponse);
+
 /** The filter routes. */
 export function filterRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
   /**
    * Loads a filter the caller may change (404/403), checks and builds the change with `make`, and
    * starts it in the filter's scope.
    */
   const changeFilter = async (
-    call: { p: Principal; ids: RequestIds; idempotencyKey: string | null },
+    call: Caller,
     filterId: string,
     make: (lf: LoadedFilter) => FirewallChange | Promise<FirewallChange>,
   ) => {
-    const lf = await editableFilter(ctx, call.p, filterId);
+    const lf = await editableFilter(ctx, call.principal, filterId);
     const change = await make(lf);
-    return startChange(ctx, call.p, scopeOf(lf), change, call.ids, call.idempotencyKey);
+    return startChange(ctx, call, scopeOf(lf), change);
+  };
+  /**
+   * Adds a user rule (`ruleId` null: a new one, with the request's resource id) or replaces one; 202 with
+   * the rule and its operation.
+   */
+  const putRule = async (call: Caller, filterId: string, ruleId: string | null, body: unknown) => {
+    const id = ruleId ?? call.ids.resource;
+    let rule: Record<string, unknown> = {};
+    const operation = await changeFilter(call, filterId, async (lf) => {
+      if (ruleId !== null) await assertRuleOf(ctx, lf, ruleId);
+      rule = userRule(body);
+      return { type: ruleId === null ? 'addRule' : 'updateRule', filterId: lf.filter.id, ruleId: id, rule };
+    });
+    return accepted(operation, { rule: { id, ...rule } });
   };
   return [
     firewallApi.get(
@@ -270,63 +286,36 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
     firewallApi.post(
       '/api/filters/:id/rules',
       'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
-      {
-        params: IdParams,
-        body: RuleBody,
-        problems: [403, 404, 409],
-        responses: acceptedAs('accepted: the rule and its operation', RuleOperationResponse),
-      },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        let rule: Record<string, unknown> = {};
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, (lf) => {
-          rule = userRule(body);
-          return { type: 'addRule', filterId: lf.filter.id, ruleId: ids.resource, rule };
-        });
-        return accepted(operation, { rule: { id: ids.resource, ...rule } });
-      },
+      { params: IdParams, body: RuleBody, problems: [403, 404, 409], responses: RULE_ACCEPTED },
+      async ({ params, body, ...call }) => putRule(call, params.id, null, body),
     ),
     firewallApi.put(
       '/api/filters/:id/rules/:ruleId',
       'updateRule: replace a user rule of a filter',
-      {
-        params: RuleParams,
-        body: RuleBody,
-        problems: [403, 404, 409],
-        responses: acceptedAs('accepted: the rule and its operation', RuleOperationResponse),
-      },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        let rule: Record<string, unknown> = {};
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
-          await assertRuleOf(ctx, lf, params.ruleId);
-          rule = userRule(body);
-          return { type: 'updateRule', filterId: lf.filter.id, ruleId: params.ruleId, rule };
-        });
-        return accepted(operation, { rule: { id: params.ruleId, ...rule } });
-      },
+      { params: RuleParams, body: RuleBody, problems: [403, 404, 409], responses: RULE_ACCEPTED },
+      async ({ params, body, ...call }) => putRule(call, params.id, params.ruleId, body),
     ),
     firewallApi.delete(
       '/api/filters/:id/rules/:ruleId',
       'deleteRule: remove a user rule from a filter',
       { params: RuleParams, problems: [403, 404, 409], responses: ACCEPTED },
-      async ({ principal: p, params, ids, idempotencyKey }) => {
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+      starting(({ params, ...call }) =>
+        changeFilter(call, params.id, async (lf) => {
           await assertRuleOf(ctx, lf, params.ruleId);
           return { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId };
-        });
-        return accepted(operation);
-      },
+        }),
+      ),
     ),
     firewallApi.put(
       '/api/filters/:id/includes',
       'Set the custom filters a filter includes, in order',
       { params: IdParams, body: IncludesBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
-          await checkIncludes(ctx, p, lf, body.includes);
+      starting(({ params, body, ...call }) =>
+        changeFilter(call, params.id, async (lf) => {
+          await checkIncludes(ctx, call.principal, lf, body.includes);
           return { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes };
-        });
-        return accepted(operation);
-      },
+        }),
+      ),
     ),
     firewallApi.post(
       '/api/filters/flush',

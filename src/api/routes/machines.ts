@@ -27,9 +27,9 @@ import {
 } from '../firewall-scope';
 import { type OperationRequest } from '../../client/machine-operations';
 import { type MachineWorkflow } from '../../client/operation-types';
-import { accepted, type RequestIds } from '../handler';
+import { accepted, type Caller, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
-import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
+import { hostNames, machineFor, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { keysetPage } from '../pagination';
 import {
   canChangeHardware,
@@ -39,7 +39,7 @@ import {
   type Principal,
 } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
-import { ACCEPTED, acceptedAs, ok, routesFor, type RouteSpec } from '../route';
+import { ACCEPTED, acceptedAs, starting, ok, routesFor, type RouteSpec } from '../route';
 import {
   CloneBody,
   CreateMachineBody,
@@ -62,10 +62,6 @@ import {
 } from '../schemas-firewall';
 import { MachineNetworkBody } from '../schemas-network';
 import { machineView, type MachineView } from '../views';
-
-const machinesApi = routesFor('machines');
-const networksApi = routesFor('networks');
-const firewallApi = routesFor('firewall');
 
 const LIST_COLUMNS = [
   'id',
@@ -193,8 +189,22 @@ async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine'
   return accepted(operation);
 }
 
+/** Loads a machine the caller may see (404) and `may` act on (403 with `detail`), with nothing running on it (409). */
+async function idleMachine(
+  ctx: ApiContext,
+  p: Principal,
+  id: string,
+  may: (p: Principal, m: Machine) => boolean,
+  detail?: string,
+): Promise<Machine> {
+  const m = await machineFor(ctx, p, id, may, detail);
+  await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+  return m;
+}
+
 /** The machine routes. */
 export function machineRoutes(ctx: ApiContext): RouteSpec[] {
+  const machinesApi = routesFor('machines');
   return [
     machinesApi.get(
       '/api/machines',
@@ -317,10 +327,13 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       'Change vCPUs, memory or disk size (disks only grow)',
       { params: IdParams, body: HardwareBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
       async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canChangeHardware(p, m))
-          throw forbidden('only managers of the department and admins may change hardware');
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+        const m = await idleMachine(
+          ctx,
+          p,
+          params.id,
+          canChangeHardware,
+          'only managers of the department and admins may change hardware',
+        );
         if (!HARDWARE_FROM.includes(m.status))
           throw refused(`cannot change the hardware of a machine that is ${m.status}`);
         if (b.storage !== undefined && b.storage < m.storageGiB) {
@@ -355,9 +368,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         ),
       },
       async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
-        const source = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, source)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: source.currentOperationId });
+        const source = await idleMachine(ctx, p, params.id, canOperateMachine);
         if (source.status !== 'off')
           throw refused(`the source must be off to be cloned (it is ${source.status})`);
         await nameTaken(ctx, source.departmentId, b.name);
@@ -397,9 +408,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       'start | shutdown | poweroff | reboot | reset | suspend | resume',
       { params: IdParams, body: PowerBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
       async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+        const m = await idleMachine(ctx, p, params.id, canOperateMachine);
         if (!POWER_FROM[b.action].includes(m.status))
           throw refused(`cannot ${b.action} a machine that is ${m.status}`, 'action');
         return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'powerMachine', {
@@ -413,9 +422,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       'Destroy a machine (graceful shutdown with a deadline, then forced)',
       { params: IdParams, query: DestroyQuery, problems: [403, 404, 409, 422], responses: ACCEPTED },
       async ({ principal: p, params, query, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+        const m = await idleMachine(ctx, p, params.id, canOperateMachine);
         const clones = await ctx.ds
           .getRepository(Machine)
           .count({ where: { sourceMachineId: m.id, linkedClone: true } });
@@ -431,14 +438,14 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
 
 /** Moving a machine's NIC to another network (listed, and documented, after the network routes). */
 export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
+  const networksApi = routesFor('networks');
   return [
     networksApi.put(
       '/api/machines/:id/network',
       "Move a machine's NIC to another network (live when it runs, where libvirt can)",
       { params: IdParams, body: MachineNetworkBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
       async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
+        const m = await machineFor(ctx, p, params.id, canOperateMachine);
         const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
         if (n.departmentId !== null && n.departmentId !== m.departmentId)
           throw refused("the network belongs to another department than the machine's", 'networkId');
@@ -459,10 +466,8 @@ export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
 /** Starts setIncludes on a machine's VM filter, computed from its current includes. */
 async function changeMachineIncludes(
   ctx: ApiContext,
-  p: Principal,
+  call: Caller,
   m: Machine,
-  ids: RequestIds,
-  idempotencyKey: string | null,
   next: (current: string[]) => string[],
 ) {
   await settle(ctx, firewallWorkflowId(m.departmentId));
@@ -471,7 +476,7 @@ async function changeMachineIncludes(
   if (includes.length > MAX_INCLUDES)
     throw refused(`a filter includes at most ${MAX_INCLUDES} filters`, 'filterId');
   const change: FirewallChange = { type: 'setIncludes', filterId: filter.id, includes };
-  return startChange(ctx, p, departmentScope(m.departmentId), change, ids, idempotencyKey);
+  return startChange(ctx, call, departmentScope(m.departmentId), change);
 }
 
 /**
@@ -479,6 +484,16 @@ async function changeMachineIncludes(
  * after the other firewall routes).
  */
 export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
+  /** A machine whose `what` the caller may change (404, 403 naming it). */
+  const editable = (p: Principal, id: string, what: string) =>
+    machineFor(
+      ctx,
+      p,
+      id,
+      canEditMachineFirewall,
+      `only the department's managers and admins may change a VM's ${what}`,
+    );
   return [
     firewallApi.get(
       '/api/machines/:id/services',
@@ -501,54 +516,36 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
       '/api/machines/:id/services/:serviceId',
       "toggleVmService: a VM's own setting of a service (null: follow its department again)",
       { params: ServiceParams, body: MachineServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's services");
-        const operation = await toggleService(
-          ctx,
-          p,
-          { scope: 'vm', scopeId: m.id, departmentId: m.departmentId },
-          params.serviceId,
-          body,
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
-      },
+      starting(async (call) => {
+        const m = await editable(call.principal, call.params.id, 'services');
+        const target = { scope: 'vm', scopeId: m.id, departmentId: m.departmentId } as const;
+        return toggleService(ctx, call, target, call.params.serviceId, call.body);
+      }),
     ),
     firewallApi.post(
       '/api/machines/:id/filters',
       "applyFilterToVM: include a custom filter in a VM's filter",
       { params: IdParams, body: ApplyFilterBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
-      async ({ principal: p, params, body, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's filters");
-        const target = await visibleFilter(ctx, p, body.filterId, 'filterId');
+      starting(async ({ params, body, ...call }) => {
+        const m = await editable(call.principal, params.id, 'filters');
+        const target = await visibleFilter(ctx, call.principal, body.filterId, 'filterId');
         assertIncludableByVm(m.departmentId, target.filter);
-        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
+        return changeMachineIncludes(ctx, call, m, (current) =>
           current.includes(target.filter.id) ? current : [...current, target.filter.id],
         );
-        return accepted(operation);
-      },
+      }),
     ),
     firewallApi.delete(
       '/api/machines/:id/filters/:filterId',
       "Remove a custom filter from a VM's filter",
       { params: MachineFilterParams, problems: [403, 404, 409], responses: ACCEPTED },
-      async ({ principal: p, params, ids, idempotencyKey }) => {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's filters");
+      starting(async ({ params, ...call }) => {
+        const m = await editable(call.principal, params.id, 'filters');
         const own = await ctx.ds.getRepository(FirewallFilter).findOne({ where: { machineId: m.id } });
         if (!own || !(own.includes ?? []).includes(params.filterId))
           throw notFound('filter applied to this machine', 'filterId');
-        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
-          current.filter((x) => x !== params.filterId),
-        );
-        return accepted(operation);
-      },
+        return changeMachineIncludes(ctx, call, m, (current) => current.filter((x) => x !== params.filterId));
+      }),
     ),
     firewallApi.put(
       '/api/machines/:id/department',

@@ -46,8 +46,6 @@ import {
 } from '../schemas-network';
 import { networkView } from '../views-network';
 
-const networksApi = routesFor('networks');
-
 const adminsOnly = (p: Principal) => {
   if (!isAdmin(p)) throw forbidden('only admins manage networks');
 };
@@ -119,6 +117,7 @@ async function domainsOn(
 
 /** The network routes. */
 export function networksRoutes(ctx: ApiContext): RouteSpec[] {
+  const networksApi = routesFor('networks');
   return [
     networksApi.get(
       '/api/networks',

@@ -20,11 +20,6 @@ import {
   ReadySchema,
 } from '../schemas';
 
-const operationsApi = routesFor('operations');
-const eventsApi = routesFor('events');
-const hostsApi = routesFor('hosts');
-const healthApi = routesFor('health');
-
 /** Resolves `p` or rejects after `ms` with a timeout error naming `what`. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -42,6 +37,10 @@ async function dbUp(ds: DataSource): Promise<void> {
 
 /** The operation, event, host and health routes. */
 export function systemRoutes(ctx: ApiContext): RouteSpec[] {
+  const operationsApi = routesFor('operations');
+  const eventsApi = routesFor('events');
+  const hostsApi = routesFor('hosts');
+  const healthApi = routesFor('health');
   return [
     operationsApi.get(
       '/api/operations/:id',

@@ -25,9 +25,6 @@ import {
 } from '../schemas';
 import { userView } from '../views';
 
-const authApi = routesFor('auth');
-const usersApi = routesFor('users');
-
 /** A duplicate key is a taken e-mail (409); anything else is returned as is, to be thrown. */
 const emailTaken = (err: unknown) =>
   isDuplicate(err)
@@ -36,6 +33,8 @@ const emailTaken = (err: unknown) =>
 
 /** The auth and user routes. */
 export function userRoutes(ctx: ApiContext): RouteSpec[] {
+  const authApi = routesFor('auth');
+  const usersApi = routesFor('users');
   const users = () => ctx.ds.getRepository(User);
   return [
     authApi.post(
