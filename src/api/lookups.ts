@@ -28,19 +28,6 @@ export async function visibleMachine(ctx: ApiContext, p: Principal, id: string):
   return m;
 }
 
-/** Loads a machine the caller may see (else 404) and `may` act on (else 403 with `detail`). */
-export async function machineFor(
-  ctx: ApiContext,
-  p: Principal,
-  id: string,
-  may: (p: Principal, m: Machine) => boolean,
-  detail?: string,
-): Promise<Machine> {
-  const m = await visibleMachine(ctx, p, id);
-  if (!may(p, m)) throw forbidden(detail);
-  return m;
-}
-
 /** May the caller see (and attach machines to) this network? Admins all; others shared ones and their departments'. */
 export function canUseNetwork(p: Principal, n: Pick<Network, 'departmentId'>): boolean {
   return n.departmentId === null || belongsTo(p, n.departmentId);
@@ -70,15 +57,9 @@ export async function visibleDepartment(
   return d;
 }
 
-/** Loads a department the caller may see (else 404) and `may` act on (else 403 with `detail`). */
-export async function departmentFor(
-  ctx: ApiContext,
-  p: Principal,
-  id: string,
-  may: (p: Principal, departmentId: string) => boolean,
-  detail?: string,
-): Promise<Department> {
-  const d = await visibleDepartment(ctx, p, id);
-  if (!may(p, d.id)) throw forbidden(detail);
-  return d;
+/** What `load` finds (it answers 404 itself) when the caller `may` act on it, else 403 with `detail`. */
+export async function allowed<T>(load: Promise<T>, may: (found: T) => boolean, detail?: string): Promise<T> {
+  const found = await load;
+  if (!may(found)) throw forbidden(detail);
+  return found;
 }

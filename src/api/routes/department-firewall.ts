@@ -9,7 +9,7 @@ import { departmentServices } from '../../firewall/load';
 import { SERVICES } from '../../firewall/services';
 import { type ApiContext } from '../context';
 import { departmentScope, startChange, toggleService } from '../firewall-scope';
-import { departmentFor } from '../lookups';
+import { allowed, visibleDepartment } from '../lookups';
 import { type Principal } from '../permissions';
 import { canEditDepartmentFirewall, canViewDepartmentFirewall } from '../permissions-firewall';
 import { ACCEPTED, ok, routesFor, starting, type RouteSpec } from '../route';
@@ -50,14 +50,13 @@ export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
 export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
   const firewallApi = routesFor('firewall');
   /** A department whose firewall the caller may read (404, 403). */
-  const readable = (p: Principal, id: string) => departmentFor(ctx, p, id, canViewDepartmentFirewall);
+  const readable = (p: Principal, id: string) =>
+    allowed(visibleDepartment(ctx, p, id), (d) => canViewDepartmentFirewall(p, d.id));
   /** A department whose `what` the caller may change (404, 403 naming it). */
   const editable = (p: Principal, id: string, what: string) =>
-    departmentFor(
-      ctx,
-      p,
-      id,
-      canEditDepartmentFirewall,
+    allowed(
+      visibleDepartment(ctx, p, id),
+      (d) => canEditDepartmentFirewall(p, d.id),
       `only the department's managers and admins may change its ${what}`,
     );
   return [

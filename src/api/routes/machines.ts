@@ -29,7 +29,7 @@ import { type OperationRequest } from '../../client/machine-operations';
 import { type MachineWorkflow } from '../../client/operation-types';
 import { accepted, type Caller, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
-import { hostNames, machineFor, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
+import { allowed, hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { keysetPage } from '../pagination';
 import {
   canChangeHardware,
@@ -189,15 +189,15 @@ async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine'
   return accepted(operation);
 }
 
-/** Loads a machine the caller may see (404) and `may` act on (403 with `detail`), with nothing running on it (409). */
+/** A machine the caller may see (404) and `may` act on (403 with `detail`), with nothing running on it (409). */
 async function idleMachine(
   ctx: ApiContext,
   p: Principal,
   id: string,
-  may: (p: Principal, m: Machine) => boolean,
+  may: typeof canOperateMachine,
   detail?: string,
-): Promise<Machine> {
-  const m = await machineFor(ctx, p, id, may, detail);
+) {
+  const m = await allowed(visibleMachine(ctx, p, id), (found) => may(p, found), detail);
   await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
   return m;
 }
@@ -445,7 +445,7 @@ export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
       "Move a machine's NIC to another network (live when it runs, where libvirt can)",
       { params: IdParams, body: MachineNetworkBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
       async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
-        const m = await machineFor(ctx, p, params.id, canOperateMachine);
+        const m = await allowed(visibleMachine(ctx, p, params.id), (found) => canOperateMachine(p, found));
         const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
         if (n.departmentId !== null && n.departmentId !== m.departmentId)
           throw refused("the network belongs to another department than the machine's", 'networkId');
@@ -487,11 +487,9 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
   const firewallApi = routesFor('firewall');
   /** A machine whose `what` the caller may change (404, 403 naming it). */
   const editable = (p: Principal, id: string, what: string) =>
-    machineFor(
-      ctx,
-      p,
-      id,
-      canEditMachineFirewall,
+    allowed(
+      visibleMachine(ctx, p, id),
+      (m) => canEditMachineFirewall(p, m),
       `only the department's managers and admins may change a VM's ${what}`,
     );
   return [
