@@ -21,7 +21,7 @@ import {
 } from '../workflows/shared';
 import { type ApiContext } from './context';
 import { conflictFromOperation, forbidden, notFound, refused } from './errors';
-import { type RequestIds } from './handler';
+import { type Caller } from './handler';
 import { type OperationView } from './operations';
 import { type Principal } from './permissions';
 import { canEditFilter, canViewFilter, mayInclude } from './permissions-firewall';
@@ -135,11 +135,9 @@ export async function settle(ctx: ApiContext, workflowId: string, ms = SCOPE_WAI
 /** Starts a firewallChange on a scope (waiting for a running one of the same scope). */
 export async function startChange(
   ctx: ApiContext,
-  p: Principal,
+  { principal: p, ids, idempotencyKey }: Caller,
   scope: Scope,
   change: FirewallChange,
-  ids: RequestIds,
-  idempotencyKey: string | null,
 ): Promise<OperationView> {
   const input: FirewallChangeInput = {
     operationId: ids.operation,
@@ -172,29 +170,20 @@ export async function startChange(
  */
 export function toggleService(
   ctx: ApiContext,
-  p: Principal,
+  caller: Caller,
   target: { scope: 'department' | 'vm'; scopeId: string; departmentId: string },
   serviceId: string,
   body: { action: ServiceActionName; enabled: boolean | null },
-  ids: RequestIds,
-  idempotencyKey: string | null,
 ): Promise<OperationView> {
   const service = serviceOf(serviceId);
-  return startChange(
-    ctx,
-    p,
-    departmentScope(target.departmentId),
-    {
-      type: 'toggleService',
-      scope: target.scope,
-      scopeId: target.scopeId,
-      serviceId: service.id,
-      action: body.action,
-      enabled: body.enabled,
-    },
-    ids,
-    idempotencyKey,
-  );
+  return startChange(ctx, caller, departmentScope(target.departmentId), {
+    type: 'toggleService',
+    scope: target.scope,
+    scopeId: target.scopeId,
+    serviceId: service.id,
+    action: body.action,
+    enabled: body.enabled,
+  });
 }
 
 /** The filters whose includes list one of these ids. */

@@ -4,6 +4,16 @@
  * other.
  */
 
+import { type Principal } from './permissions';
+
+/** Who asks, with the ids and Idempotency-Key of the request: what an operation it starts records. */
+export interface Caller {
+  principal: Principal;
+  ids: RequestIds;
+  /** `${userId}:${Idempotency-Key}` when the caller sent one (passed to workflows). */
+  idempotencyKey: string | null;
+}
+
 /** Ids a handler creates; pinned by the Idempotency-Key record so a retried request reuses them. */
 export interface RequestIds {
   /** The id of the resource it creates (machine, user, department, template). */

@@ -8,7 +8,7 @@ import { Host } from '../entities/host';
 import { Machine } from '../entities/machine';
 import { Network } from '../entities/network';
 import { type ApiContext } from './context';
-import { notFound } from './errors';
+import { forbidden, notFound } from './errors';
 import { belongsTo, canViewDepartment, canViewMachine, isAdmin, type Principal } from './permissions';
 
 /** True for a duplicate-key error (a unique name or e-mail is taken). */
@@ -55,4 +55,11 @@ export async function visibleDepartment(
   const d = await ctx.ds.getRepository(Department).findOne({ where: { id } });
   if (!d || !canViewDepartment(p, d.id)) throw notFound('department', field);
   return d;
+}
+
+/** What `load` finds (it answers 404 itself) when the caller `may` act on it, else 403 with `detail`. */
+export async function allowed<T>(load: Promise<T>, may: (found: T) => boolean, detail?: string): Promise<T> {
+  const found = await load;
+  if (!may(found)) throw forbidden(detail);
+  return found;
 }

@@ -10,10 +10,10 @@ import { type z, ZodError } from 'zod';
 import { OperationConflictError } from '../client/errors';
 import { principalOf } from './auth';
 import { badRequest, conflictFromOperation, ProblemError, zodFieldErrors } from './errors';
-import { type HandlerResult, type RequestIds } from './handler';
+import { accepted, type HandlerResult, type RequestIds } from './handler';
 import { type IdempotencyStore, requestHash } from './idempotency';
 import { type Principal } from './permissions';
-import { ProblemSchema } from './schemas';
+import { OperationResponse, ProblemSchema } from './schemas';
 
 type AnyObject = z.ZodObject | z.ZodPipe | z.ZodType;
 
@@ -31,22 +31,29 @@ export interface HandlerContext<P, Q, B> {
   idempotencyKey: string | null;
 }
 
-/** A route declaration. */
-export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
-  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
-  /** Express path (`/api/machines/:id`). */
-  path: string;
-  summary: string;
-  tag: string;
+/** What a route declares besides its method, path, tag, summary and handler. */
+export interface RouteShape<P = unknown, Q = unknown, B = unknown> {
   /** false: no bearer token needed (login, health). Default true. */
   auth?: boolean;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
   /** status → description and body schema. Problems (4xx/5xx) are added for you. */
-  responses: Record<number, { description: string; schema?: z.ZodType }>;
+  responses: Responses;
   /** Extra problem statuses this route can answer, beyond 400/401/500 (e.g. [403, 404, 409]). */
   problems?: number[];
+}
+
+/** A route's success responses: status → description and body schema. */
+export type Responses = Record<number, { description: string; schema?: z.ZodType }>;
+
+/** A route declaration. */
+export interface RouteSpec<P = unknown, Q = unknown, B = unknown> extends RouteShape<P, Q, B> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Express path (`/api/machines/:id`). */
+  path: string;
+  summary: string;
+  tag: string;
   handler: (ctx: HandlerContext<P, Q, B>) => Promise<HandlerResult>;
 }
 
@@ -56,6 +63,55 @@ export function route<P = Record<string, never>, Q = Record<string, never>, B = 
 ): RouteSpec {
   return spec as unknown as RouteSpec;
 }
+
+type Declare = <P = Record<string, never>, Q = Record<string, never>, B = undefined>(
+  path: string,
+  summary: string,
+  shape: RouteShape<P, Q, B>,
+  handler: RouteSpec<P, Q, B>['handler'],
+) => RouteSpec;
+
+/**
+ * Declares the routes of one tag: `routesFor('users').get(path, summary, { params, problems, responses },
+ * handler)` is `route({ method: 'get', path, tag: 'users', summary, params, problems, responses, handler })`.
+ */
+export function routesFor(tag: string): Record<RouteSpec['method'], Declare> {
+  const declare =
+    (method: RouteSpec['method']): Declare =>
+    (path, summary, shape, handler) =>
+      route({ method, path, tag, summary, ...shape, handler });
+  return {
+    get: declare('get'),
+    post: declare('post'),
+    put: declare('put'),
+    patch: declare('patch'),
+    delete: declare('delete'),
+  };
+}
+
+/** A handler that starts an operation and answers 202 with it (located at the operation). */
+export function starting<P, Q, B>(
+  start: (ctx: HandlerContext<P, Q, B>) => Promise<{ id: string }>,
+): RouteSpec<P, Q, B>['handler'] {
+  return async (ctx) => accepted(await start(ctx));
+}
+
+/** 200 with a body. */
+export const ok = (description: string, schema?: z.ZodType): Responses => ({
+  200: schema ? { description, schema } : { description },
+});
+/** 201 with the created resource. */
+export const created = (description: string, schema: z.ZodType): Responses => ({
+  201: { description, schema },
+});
+/** 202 with the operation started (and what else the body carries). */
+export const acceptedAs = (description: string, schema: z.ZodType): Responses => ({
+  202: { description, schema },
+});
+/** 202 with the operation started. */
+export const ACCEPTED: Responses = acceptedAs('accepted', OperationResponse);
+/** 204 after a delete. */
+export const DELETED: Responses = { 204: { description: 'deleted' } };
 
 const MUTATING = new Set(['post', 'put', 'patch', 'delete']);
 const KEY = /^[\x21-\x7e]{1,100}$/;

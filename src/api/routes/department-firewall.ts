@@ -8,13 +8,12 @@ import { presetRules } from '../../firewall/compile';
 import { departmentServices } from '../../firewall/load';
 import { SERVICES } from '../../firewall/services';
 import { type ApiContext } from '../context';
-import { forbidden } from '../errors';
 import { departmentScope, startChange, toggleService } from '../firewall-scope';
-import { accepted } from '../handler';
-import { visibleDepartment } from '../lookups';
+import { allowed, visibleDepartment } from '../lookups';
+import { type Principal } from '../permissions';
 import { canEditDepartmentFirewall, canViewDepartmentFirewall } from '../permissions-firewall';
-import { route, type RouteSpec } from '../route';
-import { IdParams, OperationResponse } from '../schemas';
+import { ACCEPTED, ok, routesFor, starting, type RouteSpec } from '../route';
+import { IdParams } from '../schemas';
 import {
   DepartmentServiceBody,
   DepartmentServicesResponse,
@@ -26,14 +25,13 @@ import {
 
 /** The service catalogue route. */
 export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
   return [
-    route({
-      method: 'get',
-      path: '/api/services',
-      tag: 'firewall',
-      summary: 'The catalogue of services a VM can USE (outbound) or PROVIDE (inbound)',
-      responses: { 200: { description: 'the services', schema: ServiceSchema.array() } },
-      async handler() {
+    firewallApi.get(
+      '/api/services',
+      'The catalogue of services a VM can USE (outbound) or PROVIDE (inbound)',
+      { responses: ok('the services', ServiceSchema.array()) },
+      async () => {
         return {
           status: 200,
           body: SERVICES.map((s) => ({
@@ -44,95 +42,65 @@ export function serviceCatalogueRoutes(_ctx: ApiContext): RouteSpec[] {
           })),
         };
       },
-    }),
+    ),
   ];
 }
 
 /** The department firewall routes (policy and services). */
 export function departmentFirewallRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
+  /** A department whose firewall the caller may read (404, 403). */
+  const readable = (p: Principal, id: string) =>
+    allowed(visibleDepartment(ctx, p, id), (d) => canViewDepartmentFirewall(p, d.id));
+  /** A department whose `what` the caller may change (404, 403 naming it). */
+  const editable = (p: Principal, id: string, what: string) =>
+    allowed(
+      visibleDepartment(ctx, p, id),
+      (d) => canEditDepartmentFirewall(p, d.id),
+      `only the department's managers and admins may change its ${what}`,
+    );
   return [
-    route({
-      method: 'get',
-      path: '/api/departments/:id/policy',
-      tag: 'firewall',
-      summary: "A department's firewall preset and the rules it compiles to",
-      params: IdParams,
-      problems: [403, 404],
-      responses: { 200: { description: 'the policy', schema: PolicySchema } },
-      async handler({ principal: p, params }) {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
+    firewallApi.get(
+      '/api/departments/:id/policy',
+      "A department's firewall preset and the rules it compiles to",
+      { params: IdParams, problems: [403, 404], responses: ok('the policy', PolicySchema) },
+      async ({ principal, params }) => {
+        const d = await readable(principal, params.id);
         return {
           status: 200,
           body: { departmentId: d.id, policy: d.firewallPolicy, rules: presetRules(d.firewallPolicy) },
         };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/departments/:id/policy',
-      tag: 'firewall',
-      summary: "Switch a department's preset: ALLOW_ALL | BLOCK_ALL | ALLOW_OUTBOUND | ALLOW_INTERNET",
-      params: IdParams,
-      body: PolicyBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canEditDepartmentFirewall(p, d.id))
-          throw forbidden("only the department's managers and admins may change its policy");
-        const operation = await startChange(
-          ctx,
-          p,
-          departmentScope(d.id),
-          { type: 'setPolicy', departmentId: d.id, policy: body.policy },
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
+    ),
+    firewallApi.put(
+      '/api/departments/:id/policy',
+      "Switch a department's preset: ALLOW_ALL | BLOCK_ALL | ALLOW_OUTBOUND | ALLOW_INTERNET",
+      { params: IdParams, body: PolicyBody, problems: [403, 404, 409], responses: ACCEPTED },
+      starting(async (call) => {
+        const d = await editable(call.principal, call.params.id, 'policy');
+        const change = { type: 'setPolicy', departmentId: d.id, policy: call.body.policy } as const;
+        return startChange(ctx, call, departmentScope(d.id), change);
+      }),
+    ),
+    firewallApi.get(
+      '/api/departments/:id/services',
+      "A department's service settings (the defaults of its VMs)",
+      { params: IdParams, problems: [403, 404], responses: ok('the settings', DepartmentServicesResponse) },
+      async ({ principal, params }) => {
+        const d = await readable(principal, params.id);
+        const services = await departmentServices(ctx.ds.manager, d.id);
+        return { status: 200, body: { departmentId: d.id, services } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/departments/:id/services',
-      tag: 'firewall',
-      summary: "A department's service settings (the defaults of its VMs)",
-      params: IdParams,
-      problems: [403, 404],
-      responses: { 200: { description: 'the settings', schema: DepartmentServicesResponse } },
-      async handler({ principal: p, params }) {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canViewDepartmentFirewall(p, d.id)) throw forbidden();
-        return {
-          status: 200,
-          body: { departmentId: d.id, services: await departmentServices(ctx.ds.manager, d.id) },
-        };
-      },
-    }),
-    route({
-      method: 'put',
-      path: '/api/departments/:id/services/:serviceId',
-      tag: 'firewall',
-      summary: 'Toggle a service (USE | PROVIDE) for a department: the default of its VMs',
-      params: ServiceParams,
-      body: DepartmentServiceBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const d = await visibleDepartment(ctx, p, params.id);
-        if (!canEditDepartmentFirewall(p, d.id))
-          throw forbidden("only the department's managers and admins may change its services");
-        const operation = await toggleService(
-          ctx,
-          p,
-          { scope: 'department', scopeId: d.id, departmentId: d.id },
-          params.serviceId,
-          body,
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
-      },
-    }),
+    ),
+    firewallApi.put(
+      '/api/departments/:id/services/:serviceId',
+      'Toggle a service (USE | PROVIDE) for a department: the default of its VMs',
+      { params: ServiceParams, body: DepartmentServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
+      starting(async (call) => {
+        const d = await editable(call.principal, call.params.id, 'services');
+        const target = { scope: 'department', scopeId: d.id, departmentId: d.id } as const;
+        return toggleService(ctx, call, target, call.params.serviceId, call.body);
+      }),
+    ),
   ];
 }

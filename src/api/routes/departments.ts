@@ -24,7 +24,7 @@ import { isDuplicate, visibleDepartment } from '../lookups';
 import { keysetPage } from '../pagination';
 import { canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
 import { filterEvent, resourceEvent as event, userEvent } from '../resource-events';
-import { route, type RouteSpec } from '../route';
+import { created, DELETED, ok, routesFor, type RouteSpec } from '../route';
 import {
   CreateDepartmentBody,
   CreateTemplateBody,
@@ -55,6 +55,7 @@ const taken = (what: string) =>
 
 /** The department routes. */
 export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
+  const departmentsApi = routesFor('departments');
   const members = async (departmentId: string) =>
     (
       await ctx.ds.getRepository(DepartmentMember).find({ where: { departmentId }, order: { userId: 'ASC' } })
@@ -64,16 +65,14 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
     if (!isAdmin(p)) throw forbidden(`only admins may ${what}`);
   };
   return [
-    route({
-      method: 'get',
-      path: '/api/departments',
-      tag: 'departments',
-      summary: 'The departments the caller belongs to (admins: all)',
-      query: PageQuery,
-      responses: {
-        200: { description: 'a page of departments', schema: pageOf(DepartmentSchema, 'DepartmentPage') },
+    departmentsApi.get(
+      '/api/departments',
+      'The departments the caller belongs to (admins: all)',
+      {
+        query: PageQuery,
+        responses: ok('a page of departments', pageOf(DepartmentSchema, 'DepartmentPage')),
       },
-      async handler({ principal: p, query }) {
+      async ({ principal: p, query }) => {
         const qb = ctx.ds.getRepository(Department).createQueryBuilder('d');
         if (!isAdmin(p)) {
           const mine = [...p.departments.keys()];
@@ -89,30 +88,26 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/departments/:id',
-      tag: 'departments',
-      summary: 'A department (members listed for its managers and admins)',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the department', schema: DepartmentSchema } },
-      async handler({ principal: p, params }) {
+    ),
+    departmentsApi.get(
+      '/api/departments/:id',
+      'A department (members listed for its managers and admins)',
+      { params: IdParams, problems: [404], responses: ok('the department', DepartmentSchema) },
+      async ({ principal: p, params }) => {
         const d = await visible(p, params.id);
         const list = canViewDepartmentMembers(p, d.id) ? await members(d.id) : undefined;
         return { status: 200, body: departmentView(d, p.departments.get(d.id) ?? null, list) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/departments',
-      tag: 'departments',
-      summary: 'Create a department (admins)',
-      body: CreateDepartmentBody,
-      problems: [403, 409],
-      responses: { 201: { description: 'the department', schema: DepartmentSchema } },
-      async handler({ principal: p, body, ids }) {
+    ),
+    departmentsApi.post(
+      '/api/departments',
+      'Create a department (admins)',
+      {
+        body: CreateDepartmentBody,
+        problems: [403, 409],
+        responses: created('the department', DepartmentSchema),
+      },
+      async ({ principal: p, body, ids }) => {
         adminOnly(p, 'create departments');
         try {
           const d = await ctx.ds.transaction(async (m) => {
@@ -139,17 +134,17 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/departments/:id',
-      tag: 'departments',
-      summary: 'Rename a department or change its network (admins)',
-      params: IdParams,
-      body: UpdateDepartmentBody,
-      problems: [403, 404, 409],
-      responses: { 200: { description: 'the department', schema: DepartmentSchema } },
-      async handler({ principal: p, params, body }) {
+    ),
+    departmentsApi.patch(
+      '/api/departments/:id',
+      'Rename a department or change its network (admins)',
+      {
+        params: IdParams,
+        body: UpdateDepartmentBody,
+        problems: [403, 404, 409],
+        responses: ok('the department', DepartmentSchema),
+      },
+      async ({ principal: p, params, body }) => {
         await visible(p, params.id);
         adminOnly(p, 'change departments');
         try {
@@ -180,16 +175,12 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/departments/:id',
-      tag: 'departments',
-      summary: 'Delete a department with no machines and no networks (admins), with its filters',
-      params: IdParams,
-      problems: [403, 404, 409, 422],
-      responses: { 204: { description: 'deleted' } },
-      async handler({ principal: p, params }) {
+    ),
+    departmentsApi.delete(
+      '/api/departments/:id',
+      'Delete a department with no machines and no networks (admins), with its filters',
+      { params: IdParams, problems: [403, 404, 409, 422], responses: DELETED },
+      async ({ principal: p, params }) => {
         const d = await visible(p, params.id);
         adminOnly(p, 'delete departments');
         const scoped = await ctx.ds
@@ -249,17 +240,17 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
         ctx.principals.invalidate();
         return { status: 204 };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/departments/:id/members/:userId',
-      tag: 'departments',
-      summary: 'Add a user to a department, or change its role there (admins)',
-      params: MemberParams,
-      body: MemberBody,
-      problems: [403, 404],
-      responses: { 200: { description: 'the membership', schema: MemberSchema } },
-      async handler({ principal: p, params, body }) {
+    ),
+    departmentsApi.put(
+      '/api/departments/:id/members/:userId',
+      'Add a user to a department, or change its role there (admins)',
+      {
+        params: MemberParams,
+        body: MemberBody,
+        problems: [403, 404],
+        responses: ok('the membership', MemberSchema),
+      },
+      async ({ principal: p, params, body }) => {
         await visible(p, params.id);
         adminOnly(p, 'change memberships');
         const user = await ctx.ds.getRepository(User).findOne({ where: { id: params.userId } });
@@ -277,16 +268,12 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
         ctx.principals.invalidate(user.id);
         return { status: 200, body: { userId: user.id, role: body.role } };
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/departments/:id/members/:userId',
-      tag: 'departments',
-      summary: 'Remove a user from a department (admins)',
-      params: MemberParams,
-      problems: [403, 404],
-      responses: { 204: { description: 'removed' } },
-      async handler({ principal: p, params }) {
+    ),
+    departmentsApi.delete(
+      '/api/departments/:id/members/:userId',
+      'Remove a user from a department (admins)',
+      { params: MemberParams, problems: [403, 404], responses: { 204: { description: 'removed' } } },
+      async ({ principal: p, params }) => {
         await visible(p, params.id);
         adminOnly(p, 'change memberships');
         await ctx.ds.transaction(async (m) => {
@@ -300,12 +287,13 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
         ctx.principals.invalidate(params.userId);
         return { status: 204 };
       },
-    }),
+    ),
   ];
 }
 
 /** The template routes. */
 export function templateRoutes(ctx: ApiContext): RouteSpec[] {
+  const templatesApi = routesFor('templates');
   const repo = () => ctx.ds.getRepository(MachineTemplate);
   const find = async (id: string) => {
     const t = await repo().findOne({ where: { id } });
@@ -313,41 +301,28 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
     return t;
   };
   return [
-    route({
-      method: 'get',
-      path: '/api/templates',
-      tag: 'templates',
-      summary: 'List templates',
-      query: PageQuery,
-      responses: {
-        200: { description: 'a page of templates', schema: pageOf(TemplateSchema, 'TemplatePage') },
-      },
-      async handler({ query }) {
+    templatesApi.get(
+      '/api/templates',
+      'List templates',
+      { query: PageQuery, responses: ok('a page of templates', pageOf(TemplateSchema, 'TemplatePage')) },
+      async ({ query }) => {
         const pg = await keysetPage<MachineTemplate>(repo().createQueryBuilder('t'), 't', query);
         return { status: 200, body: { items: pg.items.map(templateView), nextCursor: pg.nextCursor } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/templates/:id',
-      tag: 'templates',
-      summary: 'A template',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the template', schema: TemplateSchema } },
-      async handler({ params }) {
+    ),
+    templatesApi.get(
+      '/api/templates/:id',
+      'A template',
+      { params: IdParams, problems: [404], responses: ok('the template', TemplateSchema) },
+      async ({ params }) => {
         return { status: 200, body: templateView(await find(params.id)) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/templates',
-      tag: 'templates',
-      summary: 'Create a template (admins)',
-      body: CreateTemplateBody,
-      problems: [403, 409],
-      responses: { 201: { description: 'the template', schema: TemplateSchema } },
-      async handler({ principal: p, body, ids }) {
+    ),
+    templatesApi.post(
+      '/api/templates',
+      'Create a template (admins)',
+      { body: CreateTemplateBody, problems: [403, 409], responses: created('the template', TemplateSchema) },
+      async ({ principal: p, body, ids }) => {
         if (!isAdmin(p)) throw forbidden('only admins may create templates');
         try {
           const t = await ctx.ds.transaction(async (m) => {
@@ -372,17 +347,17 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/templates/:id',
-      tag: 'templates',
-      summary: 'Change a template (admins; existing machines keep their hardware)',
-      params: IdParams,
-      body: UpdateTemplateBody,
-      problems: [403, 404, 409],
-      responses: { 200: { description: 'the template', schema: TemplateSchema } },
-      async handler({ principal: p, params, body }) {
+    ),
+    templatesApi.patch(
+      '/api/templates/:id',
+      'Change a template (admins; existing machines keep their hardware)',
+      {
+        params: IdParams,
+        body: UpdateTemplateBody,
+        problems: [403, 404, 409],
+        responses: ok('the template', TemplateSchema),
+      },
+      async ({ principal: p, params, body }) => {
         if (!isAdmin(p)) throw forbidden('only admins may change templates');
         await find(params.id);
         const patch: Partial<MachineTemplate> = {};
@@ -405,16 +380,12 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/templates/:id',
-      tag: 'templates',
-      summary: 'Delete a template no machine uses (admins)',
-      params: IdParams,
-      problems: [403, 404, 422],
-      responses: { 204: { description: 'deleted' } },
-      async handler({ principal: p, params }) {
+    ),
+    templatesApi.delete(
+      '/api/templates/:id',
+      'Delete a template no machine uses (admins)',
+      { params: IdParams, problems: [403, 404, 422], responses: DELETED },
+      async ({ principal: p, params }) => {
         if (!isAdmin(p)) throw forbidden('only admins may delete templates');
         const t = await find(params.id);
         await ctx.ds.transaction(async (m) => {
@@ -425,6 +396,6 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 204 };
       },
-    }),
+    ),
   ];
 }

@@ -31,15 +31,15 @@ import {
   visibleFilter,
   type LoadedFilter,
 } from '../firewall-scope';
-import { accepted, type RequestIds } from '../handler';
+import { accepted, type Caller } from '../handler';
 import { assertIdle } from '../idle';
 import { visibleDepartment } from '../lookups';
 import { keysetPage } from '../pagination';
 import { type Principal } from '../permissions';
 import { canCreateFilter, canFlush, canViewFilter, filterScope, mayInclude } from '../permissions-firewall';
 import { filterEvent } from '../resource-events';
-import { route, type RouteSpec } from '../route';
-import { IdParams, OperationResponse, pageOf } from '../schemas';
+import { ACCEPTED, acceptedAs, starting, created, DELETED, ok, routesFor, type RouteSpec } from '../route';
+import { IdParams, pageOf } from '../schemas';
 import {
   CreateFilterBody,
   FilterDescriptionSchema,
@@ -122,31 +122,45 @@ async function checkIncludes(
 const userRule = (body: unknown) =>
   normalizeUserRule(body as Record<string, unknown>) as unknown as Record<string, unknown>;
 
+/** 202 with the rule as it will be and its operation. */
+const RULE_ACCEPTED = acceptedAs('accepted: the rule and its operation', RuleOperationResponse);
+
 /** The filter routes. */
 export function filterRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
   /**
    * Loads a filter the caller may change (404/403), checks and builds the change with `make`, and
    * starts it in the filter's scope.
    */
   const changeFilter = async (
-    call: { p: Principal; ids: RequestIds; idempotencyKey: string | null },
+    call: Caller,
     filterId: string,
     make: (lf: LoadedFilter) => FirewallChange | Promise<FirewallChange>,
   ) => {
-    const lf = await editableFilter(ctx, call.p, filterId);
+    const lf = await editableFilter(ctx, call.principal, filterId);
     const change = await make(lf);
-    return startChange(ctx, call.p, scopeOf(lf), change, call.ids, call.idempotencyKey);
+    return startChange(ctx, call, scopeOf(lf), change);
+  };
+  /**
+   * Adds a user rule (`ruleId` null: a new one, with the request's resource id) or replaces one; 202 with
+   * the rule and its operation.
+   */
+  const putRule = async (call: Caller, filterId: string, ruleId: string | null, body: unknown) => {
+    const id = ruleId ?? call.ids.resource;
+    let rule: Record<string, unknown> = {};
+    const operation = await changeFilter(call, filterId, async (lf) => {
+      if (ruleId !== null) await assertRuleOf(ctx, lf, ruleId);
+      rule = userRule(body);
+      return { type: ruleId === null ? 'addRule' : 'updateRule', filterId: lf.filter.id, ruleId: id, rule };
+    });
+    return accepted(operation, { rule: { id, ...rule } });
   };
   return [
-    route({
-      method: 'get',
-      path: '/api/filters',
-      tag: 'firewall',
-      summary:
-        'The filters the caller may see (admins: all; managers: their departments’, their VMs’, custom)',
-      query: FilterListQuery,
-      responses: { 200: { description: 'a page of filters', schema: pageOf(FilterSchema, 'FilterPage') } },
-      async handler({ principal: p, query }) {
+    firewallApi.get(
+      '/api/filters',
+      'The filters the caller may see (admins: all; managers: their departments’, their VMs’, custom)',
+      { query: FilterListQuery, responses: ok('a page of filters', pageOf(FilterSchema, 'FilterPage')) },
+      async ({ principal: p, query }) => {
         const qb = ctx.ds.getRepository(FirewallFilter).createQueryBuilder('f');
         const scope = filterScope(p);
         if (scope) qb.where(scope.where, scope.params);
@@ -155,16 +169,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         const page = await keysetPage<FirewallFilter>(qb, 'f', query);
         return { status: 200, body: { items: page.items.map(filterView), nextCursor: page.nextCursor } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'A filter: its user rules (with ids), the derived preset/service rules, its libvirt name',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the filter', schema: FilterDescriptionSchema } },
-      async handler({ principal: p, params }) {
+    ),
+    firewallApi.get(
+      '/api/filters/:id',
+      'A filter: its user rules (with ids), the derived preset/service rules, its libvirt name',
+      { params: IdParams, problems: [404], responses: ok('the filter', FilterDescriptionSchema) },
+      async ({ principal: p, params }) => {
         await visibleFilter(ctx, p, params.id);
         const d = await describeFilter(ctx.ds.manager, params.id);
         if (!d) throw notFound('filter');
@@ -178,16 +188,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters',
-      tag: 'firewall',
-      summary: 'Create a custom filter (admins; managers for their department). DB only until included',
-      body: CreateFilterBody,
-      problems: [403, 404, 409],
-      responses: { 201: { description: 'the filter', schema: FilterSchema } },
-      async handler({ principal: p, body, ids }) {
+    ),
+    firewallApi.post(
+      '/api/filters',
+      'Create a custom filter (admins; managers for their department). DB only until included',
+      { body: CreateFilterBody, problems: [403, 404, 409], responses: created('the filter', FilterSchema) },
+      async ({ principal: p, body, ids }) => {
         const departmentId = body.departmentId ?? null;
         if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
         if (!canCreateFilter(p, departmentId))
@@ -217,17 +223,17 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 201, body: filterView(f), headers: { Location: `/api/filters/${f.id}` } };
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'Rename a filter or change its description (DB only)',
-      params: IdParams,
-      body: UpdateFilterBody,
-      problems: [403, 404, 409],
-      responses: { 200: { description: 'the filter', schema: FilterSchema } },
-      async handler({ principal: p, params, body }) {
+    ),
+    firewallApi.patch(
+      '/api/filters/:id',
+      'Rename a filter or change its description (DB only)',
+      {
+        params: IdParams,
+        body: UpdateFilterBody,
+        problems: [403, 404, 409],
+        responses: ok('the filter', FilterSchema),
+      },
+      async ({ principal: p, params, body }) => {
         const lf = await editableFilter(ctx, p, params.id);
         const f = await ctx.ds.transaction(async (m) => {
           if (body.name !== undefined && lf.filter.kind === 'custom')
@@ -246,16 +252,12 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 200, body: filterView(f) };
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/filters/:id',
-      tag: 'firewall',
-      summary: 'Delete a custom filter that no filter includes (409 lists those that do)',
-      params: IdParams,
-      problems: [403, 404, 409, 422],
-      responses: { 204: { description: 'deleted' } },
-      async handler({ principal: p, params }) {
+    ),
+    firewallApi.delete(
+      '/api/filters/:id',
+      'Delete a custom filter that no filter includes (409 lists those that do)',
+      { params: IdParams, problems: [403, 404, 409, 422], responses: DELETED },
+      async ({ principal: p, params }) => {
         const lf = await editableFilter(ctx, p, params.id);
         if (lf.filter.kind !== 'custom')
           throw refused(
@@ -280,91 +282,46 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return { status: 204 };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters/:id/rules',
-      tag: 'firewall',
-      summary: 'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
-      params: IdParams,
-      body: RuleBody,
-      problems: [403, 404, 409],
-      responses: {
-        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
-      },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        let rule: Record<string, unknown> = {};
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, (lf) => {
-          rule = userRule(body);
-          return { type: 'addRule', filterId: lf.filter.id, ruleId: ids.resource, rule };
-        });
-        return accepted(operation, { rule: { id: ids.resource, ...rule } });
-      },
-    }),
-    route({
-      method: 'put',
-      path: '/api/filters/:id/rules/:ruleId',
-      tag: 'firewall',
-      summary: 'updateRule: replace a user rule of a filter',
-      params: RuleParams,
-      body: RuleBody,
-      problems: [403, 404, 409],
-      responses: {
-        202: { description: 'accepted: the rule and its operation', schema: RuleOperationResponse },
-      },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        let rule: Record<string, unknown> = {};
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
-          await assertRuleOf(ctx, lf, params.ruleId);
-          rule = userRule(body);
-          return { type: 'updateRule', filterId: lf.filter.id, ruleId: params.ruleId, rule };
-        });
-        return accepted(operation, { rule: { id: params.ruleId, ...rule } });
-      },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/filters/:id/rules/:ruleId',
-      tag: 'firewall',
-      summary: 'deleteRule: remove a user rule from a filter',
-      params: RuleParams,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, ids, idempotencyKey }) {
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
+    ),
+    firewallApi.post(
+      '/api/filters/:id/rules',
+      'addRule: add a user rule to a filter (every problem of the rule is reported at once)',
+      { params: IdParams, body: RuleBody, problems: [403, 404, 409], responses: RULE_ACCEPTED },
+      async ({ params, body, ...call }) => putRule(call, params.id, null, body),
+    ),
+    firewallApi.put(
+      '/api/filters/:id/rules/:ruleId',
+      'updateRule: replace a user rule of a filter',
+      { params: RuleParams, body: RuleBody, problems: [403, 404, 409], responses: RULE_ACCEPTED },
+      async ({ params, body, ...call }) => putRule(call, params.id, params.ruleId, body),
+    ),
+    firewallApi.delete(
+      '/api/filters/:id/rules/:ruleId',
+      'deleteRule: remove a user rule from a filter',
+      { params: RuleParams, problems: [403, 404, 409], responses: ACCEPTED },
+      starting(({ params, ...call }) =>
+        changeFilter(call, params.id, async (lf) => {
           await assertRuleOf(ctx, lf, params.ruleId);
           return { type: 'deleteRule', filterId: lf.filter.id, ruleId: params.ruleId };
-        });
-        return accepted(operation);
-      },
-    }),
-    route({
-      method: 'put',
-      path: '/api/filters/:id/includes',
-      tag: 'firewall',
-      summary: 'Set the custom filters a filter includes, in order',
-      params: IdParams,
-      body: IncludesBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const operation = await changeFilter({ p, ids, idempotencyKey }, params.id, async (lf) => {
-          await checkIncludes(ctx, p, lf, body.includes);
+        }),
+      ),
+    ),
+    firewallApi.put(
+      '/api/filters/:id/includes',
+      'Set the custom filters a filter includes, in order',
+      { params: IdParams, body: IncludesBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      starting(({ params, body, ...call }) =>
+        changeFilter(call, params.id, async (lf) => {
+          await checkIncludes(ctx, call.principal, lf, body.includes);
           return { type: 'setIncludes', filterId: lf.filter.id, includes: body.includes };
-        });
-        return accepted(operation);
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/filters/flush',
-      tag: 'firewall',
-      summary:
-        "flushFilters: push the DB's filters to libvirt, only those that differ (admins; managers: theirs)",
-      body: FlushBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, body, ids, idempotencyKey }) {
+        }),
+      ),
+    ),
+    firewallApi.post(
+      '/api/filters/flush',
+      "flushFilters: push the DB's filters to libvirt, only those that differ (admins; managers: theirs)",
+      { body: FlushBody, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, body, ids, idempotencyKey }) => {
         const departmentId = body.departmentId ?? null;
         if (departmentId) await visibleDepartment(ctx, p, departmentId, 'departmentId');
         if (!canFlush(p, departmentId))
@@ -398,6 +355,6 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
           throw err;
         }
       },
-    }),
+    ),
   ];
 }

@@ -27,9 +27,9 @@ import {
 } from '../firewall-scope';
 import { type OperationRequest } from '../../client/machine-operations';
 import { type MachineWorkflow } from '../../client/operation-types';
-import { accepted, type RequestIds } from '../handler';
+import { accepted, type Caller, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
-import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
+import { allowed, hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { keysetPage } from '../pagination';
 import {
   canChangeHardware,
@@ -39,7 +39,7 @@ import {
   type Principal,
 } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
-import { route, type RouteSpec } from '../route';
+import { ACCEPTED, acceptedAs, starting, ok, routesFor, type RouteSpec } from '../route';
 import {
   CloneBody,
   CreateMachineBody,
@@ -49,7 +49,6 @@ import {
   MachineListQuery,
   MachineOperationResponse,
   MachineSchema,
-  OperationResponse,
   pageOf,
   PowerBody,
 } from '../schemas';
@@ -190,17 +189,28 @@ async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine'
   return accepted(operation);
 }
 
+/** A machine the caller may see (404) and `may` act on (403 with `detail`), with nothing running on it (409). */
+async function idleMachine(
+  ctx: ApiContext,
+  p: Principal,
+  id: string,
+  may: typeof canOperateMachine,
+  detail?: string,
+) {
+  const m = await allowed(visibleMachine(ctx, p, id), (found) => may(p, found), detail);
+  await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+  return m;
+}
+
 /** The machine routes. */
 export function machineRoutes(ctx: ApiContext): RouteSpec[] {
+  const machinesApi = routesFor('machines');
   return [
-    route({
-      method: 'get',
-      path: '/api/machines',
-      tag: 'machines',
-      summary: 'List the machines the caller may see (filters, keyset pagination, newest first)',
-      query: MachineListQuery,
-      responses: { 200: { description: 'a page of machines', schema: pageOf(MachineSchema, 'MachinePage') } },
-      async handler({ principal, query }) {
+    machinesApi.get(
+      '/api/machines',
+      'List the machines the caller may see (filters, keyset pagination, newest first)',
+      { query: MachineListQuery, responses: ok('a page of machines', pageOf(MachineSchema, 'MachinePage')) },
+      async ({ principal, query }) => {
         // Raw rows with the host name joined: one query, no entity hydration (this is the hot list).
         const qb = ctx.ds
           .createQueryBuilder()
@@ -221,35 +231,29 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/machines/:id',
-      tag: 'machines',
-      summary: 'A machine',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the machine', schema: MachineSchema } },
-      async handler({ principal, params }) {
+    ),
+    machinesApi.get(
+      '/api/machines/:id',
+      'A machine',
+      { params: IdParams, problems: [404], responses: ok('the machine', MachineSchema) },
+      async ({ principal, params }) => {
         const m = await visibleMachine(ctx, principal, params.id);
         const hosts = await hostNames(ctx);
         return { status: 200, body: machineView({ ...m, hostName: hosts.get(m.hostId) ?? null }) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines',
-      tag: 'machines',
-      summary: 'Create a machine (starts the createMachine workflow)',
-      body: CreateMachineBody,
-      problems: [403, 404, 409, 422],
-      responses: {
-        202: {
-          description: 'accepted: the machine as it will be, and its operation',
-          schema: MachineOperationResponse,
-        },
+    ),
+    machinesApi.post(
+      '/api/machines',
+      'Create a machine (starts the createMachine workflow)',
+      {
+        body: CreateMachineBody,
+        problems: [403, 404, 409, 422],
+        responses: acceptedAs(
+          'accepted: the machine as it will be, and its operation',
+          MachineOperationResponse,
+        ),
       },
-      async handler({ principal: p, body: b, ids, idempotencyKey }) {
+      async ({ principal: p, body: b, ids, idempotencyKey }) => {
         const ownerId = b.ownerId ?? p.id;
         const dept = await visibleDepartment(ctx, p, b.departmentId, 'departmentId');
         if (!canCreateMachine(p, dept.id, ownerId))
@@ -317,21 +321,19 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation, { machine });
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/machines/:id/hardware',
-      tag: 'machines',
-      summary: 'Change vCPUs, memory or disk size (disks only grow)',
-      params: IdParams,
-      body: HardwareBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canChangeHardware(p, m))
-          throw forbidden('only managers of the department and admins may change hardware');
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+    ),
+    machinesApi.patch(
+      '/api/machines/:id/hardware',
+      'Change vCPUs, memory or disk size (disks only grow)',
+      { params: IdParams, body: HardwareBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
+        const m = await idleMachine(
+          ctx,
+          p,
+          params.id,
+          canChangeHardware,
+          'only managers of the department and admins may change hardware',
+        );
         if (!HARDWARE_FROM.includes(m.status))
           throw refused(`cannot change the hardware of a machine that is ${m.status}`);
         if (b.storage !== undefined && b.storage < m.storageGiB) {
@@ -352,25 +354,21 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.storage !== undefined ? { storageGiB: b.storage } : {}),
         });
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/clone',
-      tag: 'machines',
-      summary: 'Clone an off machine (full copy, or linked overlay) into the same department',
-      params: IdParams,
-      body: CloneBody,
-      problems: [403, 404, 409, 422],
-      responses: {
-        202: {
-          description: 'accepted: the clone as it will be, and its operation',
-          schema: MachineOperationResponse,
-        },
+    ),
+    machinesApi.post(
+      '/api/machines/:id/clone',
+      'Clone an off machine (full copy, or linked overlay) into the same department',
+      {
+        params: IdParams,
+        body: CloneBody,
+        problems: [403, 404, 409, 422],
+        responses: acceptedAs(
+          'accepted: the clone as it will be, and its operation',
+          MachineOperationResponse,
+        ),
       },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const source = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, source)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: source.currentOperationId });
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
+        const source = await idleMachine(ctx, p, params.id, canOperateMachine);
         if (source.status !== 'off')
           throw refused(`the source must be off to be cloned (it is ${source.status})`);
         await nameTaken(ctx, source.departmentId, b.name);
@@ -404,20 +402,13 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation, { machine });
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/power',
-      tag: 'machines',
-      summary: 'start | shutdown | poweroff | reboot | reset | suspend | resume',
-      params: IdParams,
-      body: PowerBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+    ),
+    machinesApi.post(
+      '/api/machines/:id/power',
+      'start | shutdown | poweroff | reboot | reset | suspend | resume',
+      { params: IdParams, body: PowerBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
+        const m = await idleMachine(ctx, p, params.id, canOperateMachine);
         if (!POWER_FROM[b.action].includes(m.status))
           throw refused(`cannot ${b.action} a machine that is ${m.status}`, 'action');
         return startOnMachine(ctx, { p, m, ids, idempotencyKey }, 'powerMachine', {
@@ -425,20 +416,13 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(b.shutdownTimeoutSec !== undefined ? { shutdownTimeoutSec: b.shutdownTimeoutSec } : {}),
         });
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/machines/:id',
-      tag: 'machines',
-      summary: 'Destroy a machine (graceful shutdown with a deadline, then forced)',
-      params: IdParams,
-      query: DestroyQuery,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, query, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
-        await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
+    ),
+    machinesApi.delete(
+      '/api/machines/:id',
+      'Destroy a machine (graceful shutdown with a deadline, then forced)',
+      { params: IdParams, query: DestroyQuery, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, query, ids, idempotencyKey }) => {
+        const m = await idleMachine(ctx, p, params.id, canOperateMachine);
         const clones = await ctx.ds
           .getRepository(Machine)
           .count({ where: { sourceMachineId: m.id, linkedClone: true } });
@@ -448,25 +432,20 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
           ...(timeout !== undefined ? { shutdownTimeoutSec: timeout } : {}),
         });
       },
-    }),
+    ),
   ];
 }
 
 /** Moving a machine's NIC to another network (listed, and documented, after the network routes). */
 export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
+  const networksApi = routesFor('networks');
   return [
-    route({
-      method: 'put',
-      path: '/api/machines/:id/network',
-      tag: 'networks',
-      summary: "Move a machine's NIC to another network (live when it runs, where libvirt can)",
-      params: IdParams,
-      body: MachineNetworkBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canOperateMachine(p, m)) throw forbidden();
+    networksApi.put(
+      '/api/machines/:id/network',
+      "Move a machine's NIC to another network (live when it runs, where libvirt can)",
+      { params: IdParams, body: MachineNetworkBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
+        const m = await allowed(visibleMachine(ctx, p, params.id), (found) => canOperateMachine(p, found));
         const n = await visibleNetwork(ctx, p, b.networkId, 'networkId');
         if (n.departmentId !== null && n.departmentId !== m.departmentId)
           throw refused("the network belongs to another department than the machine's", 'networkId');
@@ -480,17 +459,15 @@ export function machineNetworkRoutes(ctx: ApiContext): RouteSpec[] {
           networkId: n.id,
         });
       },
-    }),
+    ),
   ];
 }
 
 /** Starts setIncludes on a machine's VM filter, computed from its current includes. */
 async function changeMachineIncludes(
   ctx: ApiContext,
-  p: Principal,
+  call: Caller,
   m: Machine,
-  ids: RequestIds,
-  idempotencyKey: string | null,
   next: (current: string[]) => string[],
 ) {
   await settle(ctx, firewallWorkflowId(m.departmentId));
@@ -499,7 +476,7 @@ async function changeMachineIncludes(
   if (includes.length > MAX_INCLUDES)
     throw refused(`a filter includes at most ${MAX_INCLUDES} filters`, 'filterId');
   const change: FirewallChange = { type: 'setIncludes', filterId: filter.id, includes };
-  return startChange(ctx, p, departmentScope(m.departmentId), change, ids, idempotencyKey);
+  return startChange(ctx, call, departmentScope(m.departmentId), change);
 }
 
 /**
@@ -507,16 +484,20 @@ async function changeMachineIncludes(
  * after the other firewall routes).
  */
 export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
+  const firewallApi = routesFor('firewall');
+  /** A machine whose `what` the caller may change (404, 403 naming it). */
+  const editable = (p: Principal, id: string, what: string) =>
+    allowed(
+      visibleMachine(ctx, p, id),
+      (m) => canEditMachineFirewall(p, m),
+      `only the department's managers and admins may change a VM's ${what}`,
+    );
   return [
-    route({
-      method: 'get',
-      path: '/api/machines/:id/services',
-      tag: 'firewall',
-      summary: "A VM's effective services, each with where its setting comes from (vm, department, default)",
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the services', schema: MachineServicesResponse } },
-      async handler({ principal: p, params }) {
+    firewallApi.get(
+      '/api/machines/:id/services',
+      "A VM's effective services, each with where its setting comes from (vm, department, default)",
+      { params: IdParams, problems: [404], responses: ok('the services', MachineServicesResponse) },
+      async ({ principal: p, params }) => {
         const m = await visibleMachine(ctx, p, params.id);
         if (!canViewMachineFirewall(p, m)) throw notFound('machine');
         return {
@@ -528,84 +509,47 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'put',
-      path: '/api/machines/:id/services/:serviceId',
-      tag: 'firewall',
-      summary: "toggleVmService: a VM's own setting of a service (null: follow its department again)",
-      params: ServiceParams,
-      body: MachineServiceBody,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's services");
-        const operation = await toggleService(
-          ctx,
-          p,
-          { scope: 'vm', scopeId: m.id, departmentId: m.departmentId },
-          params.serviceId,
-          body,
-          ids,
-          idempotencyKey,
-        );
-        return accepted(operation);
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/machines/:id/filters',
-      tag: 'firewall',
-      summary: "applyFilterToVM: include a custom filter in a VM's filter",
-      params: IdParams,
-      body: ApplyFilterBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's filters");
-        const target = await visibleFilter(ctx, p, body.filterId, 'filterId');
+    ),
+    firewallApi.put(
+      '/api/machines/:id/services/:serviceId',
+      "toggleVmService: a VM's own setting of a service (null: follow its department again)",
+      { params: ServiceParams, body: MachineServiceBody, problems: [403, 404, 409], responses: ACCEPTED },
+      starting(async (call) => {
+        const m = await editable(call.principal, call.params.id, 'services');
+        const target = { scope: 'vm', scopeId: m.id, departmentId: m.departmentId } as const;
+        return toggleService(ctx, call, target, call.params.serviceId, call.body);
+      }),
+    ),
+    firewallApi.post(
+      '/api/machines/:id/filters',
+      "applyFilterToVM: include a custom filter in a VM's filter",
+      { params: IdParams, body: ApplyFilterBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      starting(async ({ params, body, ...call }) => {
+        const m = await editable(call.principal, params.id, 'filters');
+        const target = await visibleFilter(ctx, call.principal, body.filterId, 'filterId');
         assertIncludableByVm(m.departmentId, target.filter);
-        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
+        return changeMachineIncludes(ctx, call, m, (current) =>
           current.includes(target.filter.id) ? current : [...current, target.filter.id],
         );
-        return accepted(operation);
-      },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/machines/:id/filters/:filterId',
-      tag: 'firewall',
-      summary: "Remove a custom filter from a VM's filter",
-      params: MachineFilterParams,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, ids, idempotencyKey }) {
-        const m = await visibleMachine(ctx, p, params.id);
-        if (!canEditMachineFirewall(p, m))
-          throw forbidden("only the department's managers and admins may change a VM's filters");
+      }),
+    ),
+    firewallApi.delete(
+      '/api/machines/:id/filters/:filterId',
+      "Remove a custom filter from a VM's filter",
+      { params: MachineFilterParams, problems: [403, 404, 409], responses: ACCEPTED },
+      starting(async ({ params, ...call }) => {
+        const m = await editable(call.principal, params.id, 'filters');
         const own = await ctx.ds.getRepository(FirewallFilter).findOne({ where: { machineId: m.id } });
         if (!own || !(own.includes ?? []).includes(params.filterId))
           throw notFound('filter applied to this machine', 'filterId');
-        const operation = await changeMachineIncludes(ctx, p, m, ids, idempotencyKey, (current) =>
-          current.filter((x) => x !== params.filterId),
-        );
-        return accepted(operation);
-      },
-    }),
-    route({
-      method: 'put',
-      path: '/api/machines/:id/department',
-      tag: 'firewall',
-      summary: 'Move a VM to another department (admins, or managers of both; the owner must be a member)',
-      params: IdParams,
-      body: MachineDepartmentBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body, ids, idempotencyKey }) {
+        return changeMachineIncludes(ctx, call, m, (current) => current.filter((x) => x !== params.filterId));
+      }),
+    ),
+    firewallApi.put(
+      '/api/machines/:id/department',
+      'Move a VM to another department (admins, or managers of both; the owner must be a member)',
+      { params: IdParams, body: MachineDepartmentBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body, ids, idempotencyKey }) => {
         const m = await visibleMachine(ctx, p, params.id);
         const target = await visibleDepartment(ctx, p, body.departmentId, 'departmentId');
         if (!canMoveMachine(p, m, target.id))
@@ -628,6 +572,6 @@ export function machineFirewallRoutes(ctx: ApiContext): RouteSpec[] {
           departmentId: target.id,
         });
       },
-    }),
+    ),
   ];
 }

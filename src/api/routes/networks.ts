@@ -34,8 +34,8 @@ import { accepted } from '../handler';
 import { assertIdle } from '../idle';
 import { hostNames, visibleNetwork } from '../lookups';
 import { isAdmin, type Principal } from '../permissions';
-import { route, type RouteSpec } from '../route';
-import { IdParams, OperationResponse } from '../schemas';
+import { ACCEPTED, acceptedAs, ok, routesFor, type RouteSpec } from '../route';
+import { IdParams } from '../schemas';
 import {
   CreateNetworkBody,
   NetworkListQuery,
@@ -117,15 +117,13 @@ async function domainsOn(
 
 /** The network routes. */
 export function networksRoutes(ctx: ApiContext): RouteSpec[] {
+  const networksApi = routesFor('networks');
   return [
-    route({
-      method: 'get',
-      path: '/api/networks',
-      tag: 'networks',
-      summary: 'The networks the caller may use: shared ones and those of its departments (admins: all)',
-      query: NetworkListQuery,
-      responses: { 200: { description: 'the networks, by name', schema: NetworkListResponse } },
-      async handler({ principal: p, query }) {
+    networksApi.get(
+      '/api/networks',
+      'The networks the caller may use: shared ones and those of its departments (admins: all)',
+      { query: NetworkListQuery, responses: ok('the networks, by name', NetworkListResponse) },
+      async ({ principal: p, query }) => {
         const base: FindOptionsWhere<Network> = query.status ? { status: query.status } : {};
         // Shared networks, unless only department ones are asked for; department networks: the one asked
         // for, else all the caller may use (admins: every department's).
@@ -148,34 +146,28 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
         const hosts = await hostNames(ctx);
         return { status: 200, body: { items: rows.map((n) => networkView(n, hosts.get(n.hostId) ?? null)) } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/networks/:id',
-      tag: 'networks',
-      summary: 'A network',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the network', schema: NetworkSchema } },
-      async handler({ principal, params }) {
+    ),
+    networksApi.get(
+      '/api/networks/:id',
+      'A network',
+      { params: IdParams, problems: [404], responses: ok('the network', NetworkSchema) },
+      async ({ principal, params }) => {
         const n = await visibleNetwork(ctx, principal, params.id);
         return { status: 200, body: networkView(n, (await hostNames(ctx)).get(n.hostId) ?? null) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/networks',
-      tag: 'networks',
-      summary: 'Create a network (admins; starts the createNetwork workflow)',
-      body: CreateNetworkBody,
-      problems: [403, 404, 409, 422],
-      responses: {
-        202: {
-          description: 'accepted: the network as it will be, and its operation',
-          schema: NetworkOperationResponse,
-        },
+    ),
+    networksApi.post(
+      '/api/networks',
+      'Create a network (admins; starts the createNetwork workflow)',
+      {
+        body: CreateNetworkBody,
+        problems: [403, 404, 409, 422],
+        responses: acceptedAs(
+          'accepted: the network as it will be, and its operation',
+          NetworkOperationResponse,
+        ),
       },
-      async handler({ principal: p, body: b, ids, idempotencyKey }) {
+      async ({ principal: p, body: b, ids, idempotencyKey }) => {
         adminsOnly(p);
         const designed = designNetwork(b);
         if (!designed.ok) reject(designed.problems);
@@ -276,18 +268,12 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
         );
         return accepted(operation, { network });
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/networks/:id',
-      tag: 'networks',
-      summary:
-        'Change a network (admins): DHCP range and static leases live; subnet, gateway or bandwidth by a safe redefine',
-      params: IdParams,
-      body: UpdateNetworkBody,
-      problems: [403, 404, 409, 422],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, body: b, ids, idempotencyKey }) {
+    ),
+    networksApi.patch(
+      '/api/networks/:id',
+      'Change a network (admins): DHCP range and static leases live; subnet, gateway or bandwidth by a safe redefine',
+      { params: IdParams, body: UpdateNetworkBody, problems: [403, 404, 409, 422], responses: ACCEPTED },
+      async ({ principal: p, params, body: b, ids, idempotencyKey }) => {
         const n = await visibleNetwork(ctx, p, params.id);
         adminsOnly(p);
         await assertIdle(ctx, { kind: 'network', currentOperationId: n.currentOperationId });
@@ -361,16 +347,12 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return accepted(operation);
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/networks/:id',
-      tag: 'networks',
-      summary: 'Delete a network (admins); refused with 409 naming the machines still attached',
-      params: IdParams,
-      problems: [403, 404, 409],
-      responses: { 202: { description: 'accepted', schema: OperationResponse } },
-      async handler({ principal: p, params, ids, idempotencyKey }) {
+    ),
+    networksApi.delete(
+      '/api/networks/:id',
+      'Delete a network (admins); refused with 409 naming the machines still attached',
+      { params: IdParams, problems: [403, 404, 409], responses: ACCEPTED },
+      async ({ principal: p, params, ids, idempotencyKey }) => {
         const n = await visibleNetwork(ctx, p, params.id);
         adminsOnly(p);
         await assertIdle(ctx, { kind: 'network', currentOperationId: n.currentOperationId });
@@ -420,6 +402,6 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
         });
         return accepted(operation);
       },
-    }),
+    ),
   ];
 }

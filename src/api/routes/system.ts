@@ -8,7 +8,7 @@ import { type ApiContext } from '../context';
 import { loadVisibleEvents } from '../events';
 import { forbidden, notFound, ProblemError, refused } from '../errors';
 import { canOperateMachine, isAdmin } from '../permissions';
-import { route, type RouteSpec } from '../route';
+import { acceptedAs, ok, routesFor, type RouteSpec } from '../route';
 import {
   EventsQuery,
   EventsResponse,
@@ -37,46 +37,43 @@ async function dbUp(ds: DataSource): Promise<void> {
 
 /** The operation, event, host and health routes. */
 export function systemRoutes(ctx: ApiContext): RouteSpec[] {
+  const operationsApi = routesFor('operations');
+  const eventsApi = routesFor('events');
+  const hostsApi = routesFor('hosts');
+  const healthApi = routesFor('health');
   return [
-    route({
-      method: 'get',
-      path: '/api/operations/:id',
-      tag: 'operations',
-      summary: 'An operation: status, steps, error and its Temporal Web UI link',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the operation', schema: OperationSchema } },
-      async handler({ principal, params }) {
+    operationsApi.get(
+      '/api/operations/:id',
+      'An operation: status, steps, error and its Temporal Web UI link',
+      { params: IdParams, problems: [404], responses: ok('the operation', OperationSchema) },
+      async ({ principal, params }) => {
         if (!(await ctx.operations.visible(principal, params.id))) throw notFound('operation');
         const view = await ctx.operations.view(params.id);
         if (!view) throw notFound('operation');
         return { status: 200, body: view };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/operations/:id/cancel',
-      tag: 'operations',
-      summary: 'Cancel a running operation (Temporal cancellation: its compensations run)',
-      params: IdParams,
-      problems: [403, 404, 422],
-      responses: { 202: { description: 'cancellation requested', schema: OperationResponse } },
-      async handler({ principal, params }) {
+    ),
+    operationsApi.post(
+      '/api/operations/:id/cancel',
+      'Cancel a running operation (Temporal cancellation: its compensations run)',
+      {
+        params: IdParams,
+        problems: [403, 404, 422],
+        responses: acceptedAs('cancellation requested', OperationResponse),
+      },
+      async ({ principal, params }) => {
         const owner = await ctx.operations.visible(principal, params.id);
         if (!owner) throw notFound('operation');
         if (!isAdmin(principal) && !canOperateMachine(principal, owner)) throw forbidden();
         if (!(await ctx.operations.cancel(params.id))) throw refused('the operation is not running');
         return { status: 202, body: { operation: (await ctx.operations.view(params.id))! } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/events',
-      tag: 'events',
-      summary: "The caller's events after an id, in order (catch-up without a socket)",
-      query: EventsQuery,
-      responses: { 200: { description: 'events the caller may see', schema: EventsResponse } },
-      async handler({ principal, query }) {
+    ),
+    eventsApi.get(
+      '/api/events',
+      "The caller's events after an id, in order (catch-up without a socket)",
+      { query: EventsQuery, responses: ok('events the caller may see', EventsResponse) },
+      async ({ principal, query }) => {
         // Only up to the relay's watermark: past it a lower id may still commit, and `after` would skip it.
         const pg = await loadVisibleEvents(
           ctx.ds,
@@ -95,15 +92,12 @@ export function systemRoutes(ctx: ApiContext): RouteSpec[] {
           },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/hosts',
-      tag: 'hosts',
-      summary: 'Hypervisor hosts with capacity, allocation and free resources (admins)',
-      problems: [403],
-      responses: { 200: { description: 'the hosts', schema: HostSchema.array() } },
-      async handler({ principal }) {
+    ),
+    hostsApi.get(
+      '/api/hosts',
+      'Hypervisor hosts with capacity, allocation and free resources (admins)',
+      { problems: [403], responses: ok('the hosts', HostSchema.array()) },
+      async ({ principal }) => {
         if (!isAdmin(principal)) throw forbidden('only admins may list hosts');
         const hosts = await ctx.ds.getRepository(Host).find({ order: { name: 'ASC' } });
         const sums = await ctx.ds
@@ -147,27 +141,20 @@ export function systemRoutes(ctx: ApiContext): RouteSpec[] {
           }),
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/healthz',
-      tag: 'health',
-      summary: 'Liveness: the process answers',
-      auth: false,
-      responses: { 200: { description: 'alive', schema: HealthSchema } },
-      async handler() {
+    ),
+    healthApi.get(
+      '/healthz',
+      'Liveness: the process answers',
+      { auth: false, responses: ok('alive', HealthSchema) },
+      async () => {
         return { status: 200, body: { status: 'ok' } };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/readyz',
-      tag: 'health',
-      summary: 'Readiness: the database, Temporal and libvirt answer (503 naming what is down)',
-      auth: false,
-      problems: [503],
-      responses: { 200: { description: 'ready', schema: ReadySchema } },
-      async handler() {
+    ),
+    healthApi.get(
+      '/readyz',
+      'Readiness: the database, Temporal and libvirt answer (503 naming what is down)',
+      { auth: false, problems: [503], responses: ok('ready', ReadySchema) },
+      async () => {
         const checks: Record<string, string> = {};
         const probe = async (name: string, fn: () => Promise<unknown>) => {
           try {
@@ -197,6 +184,6 @@ export function systemRoutes(ctx: ApiContext): RouteSpec[] {
           });
         return { status: 200, body: { status: 'ok', checks } };
       },
-    }),
+    ),
   ];
 }

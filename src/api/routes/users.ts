@@ -12,7 +12,7 @@ import { isDuplicate } from '../lookups';
 import { keysetPage } from '../pagination';
 import { canViewUser, isAdmin, loadPrincipal } from '../permissions';
 import { userEvent } from '../resource-events';
-import { route, type RouteSpec } from '../route';
+import { created, DELETED, ok, routesFor, type RouteSpec } from '../route';
 import {
   CreateUserBody,
   IdParams,
@@ -33,17 +33,15 @@ const emailTaken = (err: unknown) =>
 
 /** The auth and user routes. */
 export function userRoutes(ctx: ApiContext): RouteSpec[] {
+  const authApi = routesFor('auth');
+  const usersApi = routesFor('users');
   const users = () => ctx.ds.getRepository(User);
   return [
-    route({
-      method: 'post',
-      path: '/api/auth/login',
-      tag: 'auth',
-      summary: 'Exchange e-mail and password for a bearer token',
-      auth: false,
-      body: LoginBody,
-      responses: { 200: { description: 'a token and the user', schema: LoginResponse } },
-      async handler({ body }) {
+    authApi.post(
+      '/api/auth/login',
+      'Exchange e-mail and password for a bearer token',
+      { auth: false, body: LoginBody, responses: ok('a token and the user', LoginResponse) },
+      async ({ body }) => {
         const user = await verifyCredentials(ctx.ds, body.email, body.password);
         if (!user) throw new ProblemError(401, 'wrong e-mail or password');
         const p = (await loadPrincipal(ctx.ds, user.id))!;
@@ -52,27 +50,21 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           body: { token: signToken(ctx.config.jwtSecret, user), user: userView(user, p.departments) },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/auth/me',
-      tag: 'auth',
-      summary: 'The caller, with its departments',
-      responses: { 200: { description: 'the caller', schema: UserSchema } },
-      async handler({ principal }) {
+    ),
+    authApi.get(
+      '/api/auth/me',
+      'The caller, with its departments',
+      { responses: ok('the caller', UserSchema) },
+      async ({ principal }) => {
         const u = await users().findOneOrFail({ where: { id: principal.id } });
         return { status: 200, body: userView(u, principal.departments) };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/users',
-      tag: 'users',
-      summary: 'List users (admins)',
-      query: PageQuery,
-      problems: [403],
-      responses: { 200: { description: 'a page of users', schema: pageOf(UserSchema, 'UserPage') } },
-      async handler({ principal, query }) {
+    ),
+    usersApi.get(
+      '/api/users',
+      'List users (admins)',
+      { query: PageQuery, problems: [403], responses: ok('a page of users', pageOf(UserSchema, 'UserPage')) },
+      async ({ principal, query }) => {
         if (!isAdmin(principal)) throw forbidden('only admins may list users');
         const page = await keysetPage<User>(users().createQueryBuilder('u'), 'u', query);
         return {
@@ -80,32 +72,24 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           body: { items: page.items.map((u) => userView(u)), nextCursor: page.nextCursor },
         };
       },
-    }),
-    route({
-      method: 'get',
-      path: '/api/users/:id',
-      tag: 'users',
-      summary: 'A user (admins; or the user itself)',
-      params: IdParams,
-      problems: [404],
-      responses: { 200: { description: 'the user', schema: UserSchema } },
-      async handler({ principal, params }) {
+    ),
+    usersApi.get(
+      '/api/users/:id',
+      'A user (admins; or the user itself)',
+      { params: IdParams, problems: [404], responses: ok('the user', UserSchema) },
+      async ({ principal, params }) => {
         if (!canViewUser(principal, params.id)) throw notFound('user');
         const p = await loadPrincipal(ctx.ds, params.id);
         const u = p && (await users().findOne({ where: { id: params.id } }));
         if (!u || !p) throw notFound('user');
         return { status: 200, body: userView(u, p.departments) };
       },
-    }),
-    route({
-      method: 'post',
-      path: '/api/users',
-      tag: 'users',
-      summary: 'Create a user (admins)',
-      body: CreateUserBody,
-      problems: [403, 409],
-      responses: { 201: { description: 'the user', schema: UserSchema } },
-      async handler({ principal, body, ids }) {
+    ),
+    usersApi.post(
+      '/api/users',
+      'Create a user (admins)',
+      { body: CreateUserBody, problems: [403, 409], responses: created('the user', UserSchema) },
+      async ({ principal, body, ids }) => {
         if (!isAdmin(principal)) throw forbidden('only admins may create users');
         const hash = await hashPassword(body.password);
         try {
@@ -133,17 +117,17 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           throw emailTaken(err);
         }
       },
-    }),
-    route({
-      method: 'patch',
-      path: '/api/users/:id',
-      tag: 'users',
-      summary: 'Change a user (admins; a user may change its own names and password)',
-      params: IdParams,
-      body: UpdateUserBody,
-      problems: [403, 404, 409, 422],
-      responses: { 200: { description: 'the user', schema: UserSchema } },
-      async handler({ principal, params, body }) {
+    ),
+    usersApi.patch(
+      '/api/users/:id',
+      'Change a user (admins; a user may change its own names and password)',
+      {
+        params: IdParams,
+        body: UpdateUserBody,
+        problems: [403, 404, 409, 422],
+        responses: ok('the user', UserSchema),
+      },
+      async ({ principal, params, body }) => {
         if (!canViewUser(principal, params.id)) throw notFound('user');
         if (!isAdmin(principal) && (body.role !== undefined || body.email !== undefined)) {
           throw forbidden('only admins may change e-mail addresses and roles');
@@ -175,16 +159,12 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
           throw emailTaken(err);
         }
       },
-    }),
-    route({
-      method: 'delete',
-      path: '/api/users/:id',
-      tag: 'users',
-      summary: 'Delete a user with no machines (admins)',
-      params: IdParams,
-      problems: [403, 404, 422],
-      responses: { 204: { description: 'deleted' } },
-      async handler({ principal, params }) {
+    ),
+    usersApi.delete(
+      '/api/users/:id',
+      'Delete a user with no machines (admins)',
+      { params: IdParams, problems: [403, 404, 422], responses: DELETED },
+      async ({ principal, params }) => {
         if (!isAdmin(principal)) {
           if (!canViewUser(principal, params.id)) throw notFound('user');
           throw forbidden('only admins may delete users');
@@ -202,6 +182,6 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
         ctx.principals.invalidate(params.id);
         return { status: 204 };
       },
-    }),
+    ),
   ];
 }
