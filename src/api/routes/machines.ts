@@ -30,12 +30,11 @@ import { type MachineWorkflow } from '../../client/operation-types';
 import { accepted, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
-import { keysetPage } from '../pagination';
+import { listMachines } from '../machine-list';
 import {
   canChangeHardware,
   canCreateMachine,
   canOperateMachine,
-  machineScope,
   type Principal,
 } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
@@ -63,29 +62,6 @@ import {
 } from '../schemas-firewall';
 import { MachineNetworkBody } from '../schemas-network';
 import { machineView, type MachineView } from '../views';
-
-const LIST_COLUMNS = [
-  'id',
-  'name',
-  'status',
-  'ownerId',
-  'departmentId',
-  'templateId',
-  'hostId',
-  'cpu',
-  'memoryMiB',
-  'storageGiB',
-  'os',
-  'macAddress',
-  'networkName',
-  'linkedClone',
-  'sourceMachineId',
-  'pendingHardware',
-  'currentOperationId',
-  'lastError',
-  'createdAt',
-  'updatedAt',
-] as const;
 
 /** A machine as its create (or clone) operation will make it: what the 202 shows before its row exists. */
 function creatingMachine(
@@ -201,21 +177,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       query: MachineListQuery,
       responses: { 200: { description: 'a page of machines', schema: pageOf(MachineSchema, 'MachinePage') } },
       async handler({ principal, query }) {
-        // Raw rows with the host name joined: one query, no entity hydration (this is the hot list).
-        const qb = ctx.ds
-          .createQueryBuilder()
-          .select(LIST_COLUMNS.map((c) => `m.${c} AS ${c}`))
-          .addSelect('h.name', 'hostName')
-          .from(Machine, 'm')
-          .leftJoin(Host, 'h', 'h.id = m.hostId');
-        const scope = machineScope(principal);
-        if (scope) qb.where(scope.where, scope.params);
-        if (query.status) qb.andWhere('m.status = :status', { status: query.status });
-        if (query.department) qb.andWhere('m.departmentId = :department', { department: query.department });
-        if (query.owner) qb.andWhere('m.ownerId = :owner', { owner: query.owner });
-        const page = await keysetPage(qb, 'm', query, (q) =>
-          q.getRawMany<Machine & { hostName: string | null }>(),
-        );
+        const page = await listMachines(ctx.ds, principal, query);
         return {
           status: 200,
           body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },
