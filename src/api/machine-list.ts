@@ -76,6 +76,8 @@ export interface Sql {
 
 /** One source of rows: conditions, all equalities on indexed columns but the grant check. */
 interface Branch {
+  /** The source's index (its rows in order), forced: the optimizer may not pick another and sort. */
+  index?: string;
   owner?: string;
   department?: string;
   /** The grant this branch relies on, checked in the statement. */
@@ -104,11 +106,20 @@ function branchesOf(p: Principal, q: MachineListParams): Branch[] {
     }
     return b;
   };
-  if (isAdmin(p)) return [narrow({ guard: adminGuard(p.id) })!];
+  if (isAdmin(p)) {
+    const index = q.owner
+      ? MACHINE_LIST_INDEXES.owner
+      : q.department
+        ? MACHINE_LIST_INDEXES.department
+        : undefined; // createdAt, or a rare status through its own index: the optimizer's choice
+    return [narrow({ guard: adminGuard(p.id), ...(index ? { index } : {}) })!];
+  }
   const managed = managedDepartments(p).sort();
-  const own = narrow({ owner: p.id });
+  const own = narrow({ owner: p.id, index: MACHINE_LIST_INDEXES.owner });
   const departments = managed
-    .map((d) => narrow({ department: d, guard: managerGuard(p.id, d) }))
+    .map((d) =>
+      narrow({ department: d, guard: managerGuard(p.id, d), index: MACHINE_LIST_INDEXES.department }),
+    )
     .filter((b): b is Branch => b !== null);
   // A department branch that survives a department filter holds every row the owner branch could add;
   // an owner branch that survives an owner filter (owner = me) holds every row a department branch could.
@@ -150,9 +161,11 @@ export function machineListSql(p: Principal, q: MachineListParams): Sql | null {
   const after = q.cursor ? decodeCursor(q.cursor) : null;
   const branches = branchesOf(p, q);
   if (!branches.length) return null;
-  const from = 'FROM `machine` m LEFT JOIN `host` h ON h.`id` = m.`hostId`';
+  const table = (b: Branch) => `\`machine\` m${b.index ? ` FORCE INDEX (\`${b.index}\`)` : ''}`;
   if (branches.length === 1) {
-    const w = whereOf(branches[0]!, q, after);
+    const b = branches[0]!;
+    const w = whereOf(b, q, after);
+    const from = `FROM ${table(b)} LEFT JOIN \`host\` h ON h.\`id\` = m.\`hostId\``;
     return {
       sql: `SELECT ${SELECT_LIST} ${from} ${w.sql} ${NEWEST_FIRST} LIMIT ?`,
       params: [...w.params, take],
@@ -162,7 +175,7 @@ export function machineListSql(p: Principal, q: MachineListParams): Sql | null {
   const params: unknown[] = [];
   for (const b of branches) {
     const w = whereOf(b, q, after);
-    parts.push(`(SELECT m.\`id\`, m.\`createdAt\` FROM \`machine\` m ${w.sql} ${NEWEST_FIRST} LIMIT ?)`);
+    parts.push(`(SELECT m.\`id\`, m.\`createdAt\` FROM ${table(b)} ${w.sql} ${NEWEST_FIRST} LIMIT ?)`);
     params.push(...w.params, take);
   }
   return {
