@@ -31,12 +31,7 @@ import { accepted, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { listMachines } from '../machine-list';
-import {
-  canChangeHardware,
-  canCreateMachine,
-  canOperateMachine,
-  type Principal,
-} from '../permissions';
+import { canChangeHardware, canCreateMachine, canOperateMachine, type Principal } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
 import { route, type RouteSpec } from '../route';
 import {
