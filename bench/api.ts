@@ -1,8 +1,10 @@
 /**
  * API figures for the closing note (`npm run bench`), all on 127.0.0.1 with bounded loops:
- * 1. GET /api/machines (a page of 50 out of 10,000 rows) under autocannon: throughput and p99, against
- *    two baselines measured in the same run: GET /healthz (the HTTP stack alone) and the route's own SQL
- *    run directly on the data source (the database alone), printed as ratios.
+ * 1. GET /api/machines (a page of 50 out of 10,000 rows) under autocannon, as an admin, a manager of two
+ *    departments and a plain user, first page and a cursor page (the 20th): req/s, p50, p99, against two
+ *    baselines measured in the same run: GET /healthz (the HTTP stack alone) and the route's own query
+ *    (listMachines run directly on the data source: the database alone), printed as ratios; the last line
+ *    sums up list/healthz for the six. `BENCH_API_EVENTS=0` skips part 2.
  * 2. Event latency with 500 socket.io clients connected: from the event row's commit (written the way an
  *    activity writes it) to its receipt by each client, p50/p95 over every (event, client) pair.
  * Uses its own database (BENCH_DATABASE_URL, default vmflow_bench) and needs no Temporal server (the
