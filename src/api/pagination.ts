@@ -59,6 +59,11 @@ export async function keysetPage<T extends { createdAt: Date; id: string }>(
       .addOrderBy(`${alias}.id`, 'DESC')
       .limit(limit + 1),
   );
+  return pageOfRows(rows, limit);
+}
+
+/** A page from up to limit+1 rows read newest first: the first `limit`, and a cursor when there are more. */
+export function pageOfRows<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };

@@ -14,13 +14,15 @@ export interface PendingHardware {
 @Entity('machine')
 @Index(['departmentId', 'name'], { unique: true })
 @Index(['createdAt', 'id'])
+@Index('IDX_machine_owner_created', ['ownerId', 'createdAt', 'id'])
+@Index('IDX_machine_department_created', ['departmentId', 'createdAt', 'id'])
 export class Machine {
   @PrimaryColumn('char', { length: 36 }) id!: string;
   @Column('varchar', { length: 100 }) name!: string;
   @Index({ unique: true }) @Column('varchar', { length: 64 }) internalName!: string;
   @Column('char', { length: 36, nullable: true }) libvirtUuid!: string | null;
   @Index() @Column('varchar', { length: 12 }) status!: MachineStatus;
-  @Index() @Column('char', { length: 36 }) ownerId!: string;
+  @Column('char', { length: 36 }) ownerId!: string;
   @Column('char', { length: 36 }) departmentId!: string;
   @Column('char', { length: 36 }) templateId!: string;
   @Column('char', { length: 36 }) hostId!: string;

@@ -30,14 +30,8 @@ import { type MachineWorkflow } from '../../client/operation-types';
 import { accepted, type Caller, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { allowed, hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
-import { keysetPage } from '../pagination';
-import {
-  canChangeHardware,
-  canCreateMachine,
-  canOperateMachine,
-  machineScope,
-  type Principal,
-} from '../permissions';
+import { listMachines } from '../machine-list';
+import { canChangeHardware, canCreateMachine, canOperateMachine, type Principal } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
 import { ACCEPTED, acceptedAs, starting, ok, routesFor, type RouteSpec } from '../route';
 import {
@@ -62,29 +56,6 @@ import {
 } from '../schemas-firewall';
 import { MachineNetworkBody } from '../schemas-network';
 import { machineView, type MachineView } from '../views';
-
-const LIST_COLUMNS = [
-  'id',
-  'name',
-  'status',
-  'ownerId',
-  'departmentId',
-  'templateId',
-  'hostId',
-  'cpu',
-  'memoryMiB',
-  'storageGiB',
-  'os',
-  'macAddress',
-  'networkName',
-  'linkedClone',
-  'sourceMachineId',
-  'pendingHardware',
-  'currentOperationId',
-  'lastError',
-  'createdAt',
-  'updatedAt',
-] as const;
 
 /** A machine as its create (or clone) operation will make it: what the 202 shows before its row exists. */
 function creatingMachine(
@@ -211,21 +182,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       'List the machines the caller may see (filters, keyset pagination, newest first)',
       { query: MachineListQuery, responses: ok('a page of machines', pageOf(MachineSchema, 'MachinePage')) },
       async ({ principal, query }) => {
-        // Raw rows with the host name joined: one query, no entity hydration (this is the hot list).
-        const qb = ctx.ds
-          .createQueryBuilder()
-          .select(LIST_COLUMNS.map((c) => `m.${c} AS ${c}`))
-          .addSelect('h.name', 'hostName')
-          .from(Machine, 'm')
-          .leftJoin(Host, 'h', 'h.id = m.hostId');
-        const scope = machineScope(principal);
-        if (scope) qb.where(scope.where, scope.params);
-        if (query.status) qb.andWhere('m.status = :status', { status: query.status });
-        if (query.department) qb.andWhere('m.departmentId = :department', { department: query.department });
-        if (query.owner) qb.andWhere('m.ownerId = :owner', { owner: query.owner });
-        const page = await keysetPage(qb, 'm', query, (q) =>
-          q.getRawMany<Machine & { hostName: string | null }>(),
-        );
+        const page = await listMachines(ctx.ds, principal, query);
         return {
           status: 200,
           body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },

@@ -1,6 +1,12 @@
 import { Initial1764093600000 } from './1764093600000-initial';
 import { Api1764180000000 } from './1764180000000-api';
 import { NetworksFirewall1764266400000 } from './1764266400000-networks-firewall';
+import { MachineListIndexes1764352800000 } from './1764352800000-machine-list-indexes';
 
 /** Every migration, in order. Listed explicitly so that ts-jest, tsx and compiled code load the same set. */
-export const migrations = [Initial1764093600000, Api1764180000000, NetworksFirewall1764266400000];
+export const migrations = [
+  Initial1764093600000,
+  Api1764180000000,
+  NetworksFirewall1764266400000,
+  MachineListIndexes1764352800000,
+];
