@@ -17,6 +17,7 @@ import {
 import { permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { type FilterPush, type PushMode } from './nwfilter';
+import { lockRow } from './db-lock';
 
 /** Dependencies of the firewall database activities. */
 export interface FirewallDbActivityDeps {
@@ -70,10 +71,7 @@ const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 /** Database activities of the firewall workflows. Run on the control task queue. Each one is idempotent. */
 export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDeps) {
   const lockFilter = async (m: EntityManager, filterId: string) => {
-    const row = await m.findOne(FirewallFilter, {
-      where: { id: filterId },
-      lock: { mode: 'pessimistic_write' },
-    });
+    const row = await lockRow(m, FirewallFilter, filterId);
     if (!row) throw permanent(FailureType.NotFound, 'filter not found', { field: 'filterId' });
     return row;
   };
@@ -255,10 +253,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         };
       }
       case 'setPolicy': {
-        const dept = await m.findOne(Department, {
-          where: { id: c.departmentId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const dept = await lockRow(m, Department, c.departmentId);
         if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
         checkScope(input, dept.id);
         const row = await ensureDepartmentFilterRow(m, dept.id, dept.name);
@@ -289,10 +284,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         let filterIds: string[];
         let filterId: string | null;
         if (c.scope === 'vm') {
-          const machine = await m.findOne(Machine, {
-            where: { id: c.scopeId },
-            lock: { mode: 'pessimistic_write' },
-          });
+          const machine = await lockRow(m, Machine, c.scopeId);
           if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
           departmentId = machine.departmentId;
           ownerId = machine.ownerId;
@@ -300,10 +292,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
           filterId = row.id;
           filterIds = [row.id];
         } else {
-          const dept = await m.findOne(Department, {
-            where: { id: c.scopeId },
-            lock: { mode: 'pessimistic_write' },
-          });
+          const dept = await lockRow(m, Department, c.scopeId);
           if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'scopeId' });
           departmentId = dept.id;
           filterId = (await ensureDepartmentFilterRow(m, dept.id, dept.name)).id;
@@ -360,7 +349,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
     const p = token.previous;
     switch (p.kind) {
       case 'rule': {
-        await m.findOne(FirewallFilter, { where: { id: p.filterId }, lock: { mode: 'pessimistic_write' } });
+        await lockRow(m, FirewallFilter, p.filterId);
         const current = await m.findOne(FirewallRule, { where: { id: p.ruleId } });
         let action: string;
         if (p.rule === null) {

@@ -16,6 +16,7 @@ import { currentWorkflowId, publishEvent } from './events';
 import { releaseHold } from './db-operations';
 import { type CreatePlan, type DbActivityDeps, type MachineView } from './db-types';
 import { nameTakenMessage } from '../machines/rules';
+import { lockRow } from './db-lock';
 
 /**
  * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
@@ -137,12 +138,20 @@ export function publicMachine(v: MachineView): Record<string, unknown> {
   };
 }
 
-/** Writes a `vms:<action>` event about a machine, in the caller's transaction. */
+/**
+ * Writes a `vms:<action>` event about a machine, in the caller's transaction. It goes to the machine's
+ * department, or to `e.departmentId` (the department a machine left).
+ */
 export function machineEvent(
   m: EntityManager,
   view: MachineView,
   action: string,
-  e: { actorId: string | null | undefined; dedupeKey: string; payload: Record<string, unknown> },
+  e: {
+    actorId: string | null | undefined;
+    dedupeKey: string;
+    payload: Record<string, unknown>;
+    departmentId?: string;
+  },
 ): Promise<void> {
   return publishEvent(m, {
     resource: 'vms',
@@ -152,7 +161,7 @@ export function machineEvent(
     actorId: e.actorId ?? null,
     workflowId: currentWorkflowId(),
     ownerId: view.ownerId,
-    departmentId: view.departmentId,
+    departmentId: e.departmentId ?? view.departmentId,
     dedupeKey: e.dedupeKey,
   });
 }
@@ -245,10 +254,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Machine, input.machineId);
         if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadMachineView(m, row.id))!;
@@ -276,16 +282,11 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
         const key = `${input.operationId}:department:${input.departmentId}`;
         await machineEvent(m, view, 'update', { actorId: input.actorId, dedupeKey: key, payload });
         // The old department's room learns that the machine left.
-        await publishEvent(m, {
-          resource: 'vms',
-          action: 'update',
-          resourceId: view.id,
-          payload: { machine: publicMachine(view), ...payload },
+        await machineEvent(m, view, 'update', {
           actorId: input.actorId,
-          workflowId: currentWorkflowId(),
-          ownerId: view.ownerId,
-          departmentId: previousDepartmentId,
           dedupeKey: `${key}:left`,
+          payload,
+          departmentId: previousDepartmentId,
         });
         return view;
       });
@@ -350,10 +351,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Machine, input.machineId);
         if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
         if (input.idleOnly && (row.currentOperationId || row.status === input.status))
           return (await loadMachineView(m, row.id))!;
@@ -428,10 +426,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       error: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Machine, input.machineId);
         if (!row) return;
         await m.update(
           Machine,

@@ -28,6 +28,8 @@ import { releaseHold } from './db-operations';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { designOf, machinesOn, vmflowNetworksOn, type AttachedMachine } from '../networks/queries';
+import { lockRow } from './db-lock';
+import { resolveHost } from './db-plans';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
@@ -192,17 +194,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       if (!designed.ok) failWith(designed.problems);
       const { design } = designed;
       const m = dataSource.manager;
-      const host = input.hostName
-        ? await m.findOne(Host, { where: { name: input.hostName } })
-        : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
-      if (!host)
-        throw permanent(
-          FailureType.NotFound,
-          input.hostName ? 'host not found' : 'no hypervisor host is registered',
-          {
-            field: 'hostName',
-          },
-        );
+      const host = await resolveHost(m, input.hostName);
       if (input.departmentId && !(await m.exists(Department, { where: { id: input.departmentId } })))
         throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const mine = await m.findOne(Network, { where: { id: input.networkId } });
@@ -320,10 +312,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       requireUnused?: boolean;
     }): Promise<NetworkView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Network, {
-          where: { id: input.networkId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Network, input.networkId);
         if (!row) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
           return (await loadNetworkView(m, row.id))!;
@@ -381,10 +370,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       onlyIfHeldBy?: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const row = await m.findOne(Network, {
-          where: { id: input.networkId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Network, input.networkId);
         if (!row) return;
         if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy) return;
         const view = (await loadNetworkView(m, row.id))!;

@@ -16,6 +16,7 @@ import {
 import { isDuplicate } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { type DbActivityDeps } from './db-types';
+import { lockRow } from './db-lock';
 
 function stringField(obj: Record<string, unknown> | null, key: string): string | null {
   const v = obj?.[key];
@@ -94,10 +95,7 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
       error?: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const op = await m.findOne(Operation, {
-          where: { id: input.operationId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const op = await lockRow(m, Operation, input.operationId);
         if (!op) return;
         const entry: OperationStep = { name: input.step, status: input.status, at: input.at };
         if (input.error) entry.error = input.error;

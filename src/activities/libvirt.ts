@@ -7,6 +7,7 @@ import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
 import { permanent } from './failures';
+import { nullIfMissing } from './missing';
 import { pollUntil } from './retry';
 
 /** Dependencies of the domain activities. */
@@ -66,28 +67,9 @@ export function maxMemoryFor(hostMemoryMiB: number, memoryMiB: number): number {
 export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtActivityDeps) {
   let probedType: Promise<'kvm' | 'qemu'> | null = null;
 
-  async function lookup(conn: Connection, name: string): Promise<Domain | null> {
-    try {
-      return await conn.lookupDomainByName(name);
-    } catch (e) {
-      if (notFound(e)) return null;
-      throw e;
-    }
-  }
-
   /** The domain of a machine, checked to be ours; null when it does not exist. */
   async function ours(name: string, machineId: string): Promise<Domain | null> {
-    const conn = await libvirt.get();
-    const dom = await lookup(conn, name);
-    if (!dom) return null;
-    const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
-    if (parsed.metadata.machineId !== machineId) {
-      throw permanent(
-        FailureType.Refused,
-        `domain ${name} belongs to another machine (${parsed.metadata.machineId ?? 'none'})`,
-      );
-    }
-    return dom;
+    return lookupOwnDomain(await libvirt.get(), name, machineId);
   }
 
   async function mustHave(name: string, machineId: string): Promise<Domain> {
@@ -408,13 +390,8 @@ export async function lookupOwnDomain(
   name: string,
   machineId: string,
 ): Promise<Domain | null> {
-  let dom: Domain;
-  try {
-    dom = await conn.lookupDomainByName(name);
-  } catch (e) {
-    if (notFound(e)) return null;
-    throw e;
-  }
+  const dom = await nullIfMissing(LibvirtErrorCode.NO_DOMAIN, () => conn.lookupDomainByName(name));
+  if (!dom) return null;
   const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
   if (parsed.metadata.machineId !== machineId) {
     throw permanent(
