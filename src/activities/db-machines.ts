@@ -13,10 +13,9 @@ import { ensureVmFilterRow, includeNames } from '../firewall/load';
 import { FailureType, type SealedSecretRef } from '../workflows/shared';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
-import { releaseHold } from './db-operations';
 import { type CreatePlan, type DbActivityDeps, type MachineView } from './db-types';
 import { nameTakenMessage } from '../machines/rules';
-import { lockRow } from './db-lock';
+import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow, releaseHold } from './db-hold';
 
 /**
  * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
@@ -254,10 +253,8 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await lockRow(m, Machine, input.machineId);
-        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadMachineView(m, row.id))!;
+        const row = await lockExisting(m, Machine, input.machineId, 'machine', 'machineId');
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadMachineView(m, row.id))!;
         if (row.departmentId === input.departmentId) return (await loadMachineView(m, row.id))!;
         const previousDepartmentId = row.departmentId;
         try {
@@ -351,12 +348,10 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await lockRow(m, Machine, input.machineId);
-        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        const row = await lockExisting(m, Machine, input.machineId, 'machine', 'machineId');
         if (input.idleOnly && (row.currentOperationId || row.status === input.status))
           return (await loadMachineView(m, row.id))!;
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadMachineView(m, row.id))!;
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadMachineView(m, row.id))!;
         const same = row.status === input.status;
         // A clone locks its source under the clone's workflow id, so only `cloning` can be held by another
         // running operation: entering it again must not steal that lock.
@@ -379,16 +374,8 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
               status: row.status,
             });
         }
+        assertFrom('machine', row.status, input.status, input.from);
         if (!same) {
-          if (input.from && !input.from.includes(row.status)) {
-            throw permanent(
-              FailureType.IllegalTransition,
-              `machine is ${row.status}, expected ${input.from.join(' or ')}`,
-              {
-                status: row.status,
-              },
-            );
-          }
           if (!canTransition(row.status, input.status)) {
             throw permanent(
               FailureType.IllegalTransition,
@@ -399,9 +386,11 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
             );
           }
         }
-        const patch: Partial<Machine> = { status: input.status, ...(input.fields ?? {}) };
-        if (input.operationId && !input.release) patch.currentOperationId = input.operationId;
-        if (input.release) patch.currentOperationId = null;
+        const patch: Partial<Machine> = {
+          status: input.status,
+          ...(input.fields ?? {}),
+          ...holdAfter(input.operationId, input.release),
+        };
         await m.update(Machine, { id: row.id }, patch);
         const view = (await loadMachineView(m, row.id))!;
         await machineEvent(m, view, input.action ?? 'update', {

@@ -24,11 +24,10 @@ import {
   type UpdateNetworkInput,
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
-import { releaseHold } from './db-operations';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { designOf, machinesOn, vmflowNetworksOn, type AttachedMachine } from '../networks/queries';
-import { lockRow } from './db-lock';
+import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow, releaseHold } from './db-hold';
 import { resolveHost } from './db-plans';
 
 /** Dependencies of the network database activities. */
@@ -312,18 +311,9 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       requireUnused?: boolean;
     }): Promise<NetworkView> {
       const view = await tx(async (m) => {
-        const row = await lockRow(m, Network, input.networkId);
-        if (!row) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadNetworkView(m, row.id))!;
-        if (row.status !== input.status && input.from && !input.from.includes(row.status))
-          throw permanent(
-            FailureType.IllegalTransition,
-            `network is ${row.status}, expected ${input.from.join(' or ')}`,
-            {
-              status: row.status,
-            },
-          );
+        const row = await lockExisting(m, Network, input.networkId, 'network', 'networkId');
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadNetworkView(m, row.id))!;
+        assertFrom('network', row.status, input.status, input.from);
         if (input.requireUnused) {
           const attached = await machinesOn(m, row.internalName);
           if (attached.length)
@@ -335,9 +325,11 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
               },
             );
         }
-        const patch: Partial<Network> = { status: input.status, ...(input.fields ?? {}) };
-        if (input.release) patch.currentOperationId = null;
-        else patch.currentOperationId = input.operationId;
+        const patch: Partial<Network> = {
+          status: input.status,
+          ...(input.fields ?? {}),
+          ...holdAfter(input.operationId, input.release),
+        };
         await m.update(Network, { id: row.id }, patch);
         const view = (await loadNetworkView(m, row.id))!;
         await networkEvent(m, view, input.action ?? 'update', {
@@ -372,7 +364,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       await tx(async (m) => {
         const row = await lockRow(m, Network, input.networkId);
         if (!row) return;
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy) return;
+        if (heldByAnother(row, input.onlyIfHeldBy)) return;
         const view = (await loadNetworkView(m, row.id))!;
         await m.delete(Network, { id: row.id });
         if (row.status !== 'creating')

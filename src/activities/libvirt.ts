@@ -40,6 +40,14 @@ export interface DomainHardware {
   live: { cpu: number; memoryMiB: number } | null;
 }
 
+/** A hardware change of a machine's domain: the values asked for (absent: unchanged). */
+export interface HardwareChange {
+  internalName: string;
+  machineId: string;
+  cpu?: number;
+  memoryMiB?: number;
+}
+
 /** Result of applying a hardware change. */
 export interface HardwareApplied {
   /** What is in effect now in the running guest (null when off). */
@@ -273,12 +281,7 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
      * Writes vCPUs and memory to the persistent config (raising a maximum where the value exceeds it).
      * Always reversible by {@link restoreDomainHardware}. Idempotent.
      */
-    async configureDomainHardware(input: {
-      internalName: string;
-      machineId: string;
-      cpu?: number;
-      memoryMiB?: number;
-    }): Promise<void> {
+    async configureDomainHardware(input: HardwareChange): Promise<void> {
       const dom = await mustHave(input.internalName, input.machineId);
       const cfg = parseDomainXml(await dom.getXML({ inactive: true }));
       if (input.cpu !== undefined) {
@@ -298,12 +301,7 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
      * decrease waits for the next boot, like anything beyond a maximum. Returns what is live and what is
      * pending. No-op when the domain is off.
      */
-    async applyLiveHardware(input: {
-      internalName: string;
-      machineId: string;
-      cpu?: number;
-      memoryMiB?: number;
-    }): Promise<HardwareApplied> {
+    async applyLiveHardware(input: HardwareChange): Promise<HardwareApplied> {
       const dom = await mustHave(input.internalName, input.machineId);
       const result: HardwareApplied = { live: {}, pending: {} };
       if (!(await dom.isActive())) return result;
