@@ -235,6 +235,17 @@ function portProtocol(family: 4 | 6): ProtocolTraits {
   };
 }
 
+/** mac and arp: link-layer elements, no IP fields; of the attributes modelled here, only dstmacaddr. */
+const LINK_LAYER: ProtocolTraits = {
+  family: null,
+  ports: false,
+  ranges: false,
+  state: false,
+  icmp: false,
+  dstMac: true,
+  ipProtocol: false,
+};
+
 /**
  * Attributes allowed per protocol element, per libvirt 9's schema. Note the schema accepts `state`
  * only on the IPv4 elements (tcp, udp, icmp, all), although libvirt's C parser also reads it on the
@@ -269,24 +280,8 @@ const FILTER_PROTOCOLS: Record<FilterProtocol, ProtocolTraits> = {
   },
   ip: { family: 4, ports: true, ranges: false, state: false, icmp: false, dstMac: true, ipProtocol: true },
   ipv6: { family: 6, ports: true, ranges: false, state: false, icmp: false, dstMac: true, ipProtocol: true },
-  mac: {
-    family: null,
-    ports: false,
-    ranges: false,
-    state: false,
-    icmp: false,
-    dstMac: true,
-    ipProtocol: false,
-  },
-  arp: {
-    family: null,
-    ports: false,
-    ranges: false,
-    state: false,
-    icmp: false,
-    dstMac: true,
-    ipProtocol: false,
-  },
+  mac: LINK_LAYER,
+  arp: LINK_LAYER,
 };
 
 const PROTOCOLS = Object.keys(FILTER_PROTOCOLS) as FilterProtocol[];
