@@ -17,6 +17,7 @@ import {
 import { permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { type FilterPush, type PushMode } from './nwfilter';
+import { lockExisting, lockRow } from './db-hold';
 
 /** Dependencies of the firewall database activities. */
 export interface FirewallDbActivityDeps {
@@ -69,14 +70,8 @@ const revertKey = (operationId: string) => `${operationId}:firewall:revert`;
 
 /** Database activities of the firewall workflows. Run on the control task queue. Each one is idempotent. */
 export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDeps) {
-  const lockFilter = async (m: EntityManager, filterId: string) => {
-    const row = await m.findOne(FirewallFilter, {
-      where: { id: filterId },
-      lock: { mode: 'pessimistic_write' },
-    });
-    if (!row) throw permanent(FailureType.NotFound, 'filter not found', { field: 'filterId' });
-    return row;
-  };
+  const lockFilter = (m: EntityManager, filterId: string) =>
+    lockExisting(m, FirewallFilter, filterId, 'filter', 'filterId');
   const bump = (m: EntityManager, filterId: string | null) =>
     filterId ? m.increment(FirewallFilter, { id: filterId }, 'version', 1) : Promise.resolve();
 
@@ -255,11 +250,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         };
       }
       case 'setPolicy': {
-        const dept = await m.findOne(Department, {
-          where: { id: c.departmentId },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
+        const dept = await lockExisting(m, Department, c.departmentId, 'department', 'departmentId');
         checkScope(input, dept.id);
         const row = await ensureDepartmentFilterRow(m, dept.id, dept.name);
         await m.update(Department, { id: dept.id }, { firewallPolicy: c.policy });
@@ -289,22 +280,14 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
         let filterIds: string[];
         let filterId: string | null;
         if (c.scope === 'vm') {
-          const machine = await m.findOne(Machine, {
-            where: { id: c.scopeId },
-            lock: { mode: 'pessimistic_write' },
-          });
-          if (!machine) throw permanent(FailureType.NotFound, 'machine not found', { field: 'scopeId' });
+          const machine = await lockExisting(m, Machine, c.scopeId, 'machine', 'scopeId');
           departmentId = machine.departmentId;
           ownerId = machine.ownerId;
           const row = await ensureVmFilterRow(m, machine.id, machine.name);
           filterId = row.id;
           filterIds = [row.id];
         } else {
-          const dept = await m.findOne(Department, {
-            where: { id: c.scopeId },
-            lock: { mode: 'pessimistic_write' },
-          });
-          if (!dept) throw permanent(FailureType.NotFound, 'department not found', { field: 'scopeId' });
+          const dept = await lockExisting(m, Department, c.scopeId, 'department', 'scopeId');
           departmentId = dept.id;
           filterId = (await ensureDepartmentFilterRow(m, dept.id, dept.name)).id;
           // The VM filters that follow the department for this service (no own setting) are the ones that change.
@@ -360,7 +343,7 @@ export function createFirewallDbActivities({ dataSource }: FirewallDbActivityDep
     const p = token.previous;
     switch (p.kind) {
       case 'rule': {
-        await m.findOne(FirewallFilter, { where: { id: p.filterId }, lock: { mode: 'pessimistic_write' } });
+        await lockRow(m, FirewallFilter, p.filterId);
         const current = await m.findOne(FirewallRule, { where: { id: p.ruleId } });
         let action: string;
         if (p.rule === null) {

@@ -13,9 +13,9 @@ import { ensureVmFilterRow, includeNames } from '../firewall/load';
 import { FailureType, type SealedSecretRef } from '../workflows/shared';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
-import { releaseHold } from './db-operations';
 import { type CreatePlan, type DbActivityDeps, type MachineView } from './db-types';
 import { nameTakenMessage } from '../machines/rules';
+import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow, releaseHold } from './db-hold';
 
 /**
  * A row with the new machine's id may exist only as this very operation's own half-made row (a retry
@@ -137,12 +137,20 @@ export function publicMachine(v: MachineView): Record<string, unknown> {
   };
 }
 
-/** Writes a `vms:<action>` event about a machine, in the caller's transaction. */
+/**
+ * Writes a `vms:<action>` event about a machine, in the caller's transaction. It goes to the machine's
+ * department, or to `e.departmentId` (the department a machine left).
+ */
 export function machineEvent(
   m: EntityManager,
   view: MachineView,
   action: string,
-  e: { actorId: string | null | undefined; dedupeKey: string; payload: Record<string, unknown> },
+  e: {
+    actorId: string | null | undefined;
+    dedupeKey: string;
+    payload: Record<string, unknown>;
+    departmentId?: string;
+  },
 ): Promise<void> {
   return publishEvent(m, {
     resource: 'vms',
@@ -152,7 +160,7 @@ export function machineEvent(
     actorId: e.actorId ?? null,
     workflowId: currentWorkflowId(),
     ownerId: view.ownerId,
-    departmentId: view.departmentId,
+    departmentId: e.departmentId ?? view.departmentId,
     dedupeKey: e.dedupeKey,
   });
 }
@@ -245,13 +253,8 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadMachineView(m, row.id))!;
+        const row = await lockExisting(m, Machine, input.machineId, 'machine', 'machineId');
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadMachineView(m, row.id))!;
         if (row.departmentId === input.departmentId) return (await loadMachineView(m, row.id))!;
         const previousDepartmentId = row.departmentId;
         try {
@@ -276,16 +279,11 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
         const key = `${input.operationId}:department:${input.departmentId}`;
         await machineEvent(m, view, 'update', { actorId: input.actorId, dedupeKey: key, payload });
         // The old department's room learns that the machine left.
-        await publishEvent(m, {
-          resource: 'vms',
-          action: 'update',
-          resourceId: view.id,
-          payload: { machine: publicMachine(view), ...payload },
+        await machineEvent(m, view, 'update', {
           actorId: input.actorId,
-          workflowId: currentWorkflowId(),
-          ownerId: view.ownerId,
-          departmentId: previousDepartmentId,
           dedupeKey: `${key}:left`,
+          payload,
+          departmentId: previousDepartmentId,
         });
         return view;
       });
@@ -350,15 +348,10 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       onlyIfHeldBy?: string;
     }): Promise<MachineView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (!row) throw permanent(FailureType.NotFound, 'machine not found', { field: 'machineId' });
+        const row = await lockExisting(m, Machine, input.machineId, 'machine', 'machineId');
         if (input.idleOnly && (row.currentOperationId || row.status === input.status))
           return (await loadMachineView(m, row.id))!;
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadMachineView(m, row.id))!;
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadMachineView(m, row.id))!;
         const same = row.status === input.status;
         // A clone locks its source under the clone's workflow id, so only `cloning` can be held by another
         // running operation: entering it again must not steal that lock.
@@ -381,16 +374,8 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
               status: row.status,
             });
         }
+        assertFrom('machine', row.status, input.status, input.from);
         if (!same) {
-          if (input.from && !input.from.includes(row.status)) {
-            throw permanent(
-              FailureType.IllegalTransition,
-              `machine is ${row.status}, expected ${input.from.join(' or ')}`,
-              {
-                status: row.status,
-              },
-            );
-          }
           if (!canTransition(row.status, input.status)) {
             throw permanent(
               FailureType.IllegalTransition,
@@ -401,9 +386,11 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
             );
           }
         }
-        const patch: Partial<Machine> = { status: input.status, ...(input.fields ?? {}) };
-        if (input.operationId && !input.release) patch.currentOperationId = input.operationId;
-        if (input.release) patch.currentOperationId = null;
+        const patch: Partial<Machine> = {
+          status: input.status,
+          ...(input.fields ?? {}),
+          ...holdAfter(input.operationId, input.release),
+        };
         await m.update(Machine, { id: row.id }, patch);
         const view = (await loadMachineView(m, row.id))!;
         await machineEvent(m, view, input.action ?? 'update', {
@@ -428,10 +415,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       error: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const row = await m.findOne(Machine, {
-          where: { id: input.machineId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Machine, input.machineId);
         if (!row) return;
         await m.update(
           Machine,

@@ -24,10 +24,11 @@ import {
   type UpdateNetworkInput,
 } from '../workflows/shared';
 import { createDbActivities, type MachineView } from './db';
-import { releaseHold } from './db-operations';
 import { isDuplicate, permanent } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { designOf, machinesOn, vmflowNetworksOn, type AttachedMachine } from '../networks/queries';
+import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow, releaseHold } from './db-hold';
+import { resolveHost } from './db-plans';
 
 /** Dependencies of the network database activities. */
 export interface NetworkDbActivityDeps {
@@ -192,17 +193,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       if (!designed.ok) failWith(designed.problems);
       const { design } = designed;
       const m = dataSource.manager;
-      const host = input.hostName
-        ? await m.findOne(Host, { where: { name: input.hostName } })
-        : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
-      if (!host)
-        throw permanent(
-          FailureType.NotFound,
-          input.hostName ? 'host not found' : 'no hypervisor host is registered',
-          {
-            field: 'hostName',
-          },
-        );
+      const host = await resolveHost(m, input.hostName);
       if (input.departmentId && !(await m.exists(Department, { where: { id: input.departmentId } })))
         throw permanent(FailureType.NotFound, 'department not found', { field: 'departmentId' });
       const mine = await m.findOne(Network, { where: { id: input.networkId } });
@@ -320,21 +311,9 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       requireUnused?: boolean;
     }): Promise<NetworkView> {
       const view = await tx(async (m) => {
-        const row = await m.findOne(Network, {
-          where: { id: input.networkId },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (!row) throw permanent(FailureType.NotFound, 'network not found', { field: 'networkId' });
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy)
-          return (await loadNetworkView(m, row.id))!;
-        if (row.status !== input.status && input.from && !input.from.includes(row.status))
-          throw permanent(
-            FailureType.IllegalTransition,
-            `network is ${row.status}, expected ${input.from.join(' or ')}`,
-            {
-              status: row.status,
-            },
-          );
+        const row = await lockExisting(m, Network, input.networkId, 'network', 'networkId');
+        if (heldByAnother(row, input.onlyIfHeldBy)) return (await loadNetworkView(m, row.id))!;
+        assertFrom('network', row.status, input.status, input.from);
         if (input.requireUnused) {
           const attached = await machinesOn(m, row.internalName);
           if (attached.length)
@@ -346,9 +325,11 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
               },
             );
         }
-        const patch: Partial<Network> = { status: input.status, ...(input.fields ?? {}) };
-        if (input.release) patch.currentOperationId = null;
-        else patch.currentOperationId = input.operationId;
+        const patch: Partial<Network> = {
+          status: input.status,
+          ...(input.fields ?? {}),
+          ...holdAfter(input.operationId, input.release),
+        };
         await m.update(Network, { id: row.id }, patch);
         const view = (await loadNetworkView(m, row.id))!;
         await networkEvent(m, view, input.action ?? 'update', {
@@ -381,12 +362,9 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
       onlyIfHeldBy?: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const row = await m.findOne(Network, {
-          where: { id: input.networkId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const row = await lockRow(m, Network, input.networkId);
         if (!row) return;
-        if (input.onlyIfHeldBy !== undefined && row.currentOperationId !== input.onlyIfHeldBy) return;
+        if (heldByAnother(row, input.onlyIfHeldBy)) return;
         const view = (await loadNetworkView(m, row.id))!;
         await m.delete(Network, { id: row.id });
         if (row.status !== 'creating')

@@ -2,9 +2,8 @@
  * Operation bookkeeping: the `operation` row of every workflow run (begin, steps, finish) and its
  * `<resource>:progress` events. Part of {@link createDbActivities}.
  */
-import { type DataSource, type EntityManager } from 'typeorm';
+import { type EntityManager } from 'typeorm';
 import { Machine } from '../entities/machine';
-import type { Network } from '../entities/network';
 import {
   Operation,
   type OperationResource,
@@ -16,28 +15,11 @@ import {
 import { isDuplicate } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { type DbActivityDeps } from './db-types';
+import { lockRow } from './db-hold';
 
 function stringField(obj: Record<string, unknown> | null, key: string): string | null {
   const v = obj?.[key];
   return typeof v === 'string' ? v : null;
-}
-
-/**
- * Ends an operation's hold (currentOperationId) on a machine or network row, if it still has it: the last
- * write of every operation, so its undos can tell their own changes apart until then.
- */
-export async function releaseHold(
-  dataSource: DataSource,
-  entity: typeof Machine | typeof Network,
-  id: string,
-  operationId: string,
-): Promise<void> {
-  await dataSource
-    .createQueryBuilder()
-    .update(entity)
-    .set({ currentOperationId: null })
-    .where('id = :id AND currentOperationId = :op', { id, op: operationId })
-    .execute();
 }
 
 /** Activities that record operations and their steps. Run on the control task queue; each is idempotent. */
@@ -94,10 +76,7 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
       error?: string;
     }): Promise<void> {
       await tx(async (m) => {
-        const op = await m.findOne(Operation, {
-          where: { id: input.operationId },
-          lock: { mode: 'pessimistic_write' },
-        });
+        const op = await lockRow(m, Operation, input.operationId);
         if (!op) return;
         const entry: OperationStep = { name: input.step, status: input.status, at: input.at };
         if (input.error) entry.error = input.error;

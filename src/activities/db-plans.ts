@@ -3,7 +3,7 @@
  * resolves what the workflow needs (defaults, host, network, libvirt names, filter specs), writing nothing.
  * Part of {@link createDbActivities}.
  */
-import { In } from 'typeorm';
+import { type EntityManager, In } from 'typeorm';
 import { Department, DepartmentMember } from '../entities/department';
 import { FirewallFilter } from '../entities/firewall';
 import { Host } from '../entities/host';
@@ -54,6 +54,21 @@ export function checkMachineName(name: string): void {
   failOn(nameProblem(name));
 }
 
+/**
+ * The host a new machine or network goes on: the one named, else the first registered (by name). Fails
+ * NotFound on `hostName` when there is none.
+ */
+export async function resolveHost(m: EntityManager, hostName: string | undefined): Promise<Host> {
+  const host = hostName
+    ? await m.findOne(Host, { where: { name: hostName } })
+    : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
+  if (!host)
+    throw permanent(FailureType.NotFound, hostName ? 'host not found' : 'no hypervisor host is registered', {
+      field: 'hostName',
+    });
+  return host;
+}
+
 /** The enabled (service, action) pairs of effective settings. */
 function departmentServicesOf(
   list: Array<{ serviceId: string; action: 'USE' | 'PROVIDE'; enabled: boolean }>,
@@ -94,15 +109,7 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
         throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
           field: 'departmentId',
         });
-      const host = input.hostName
-        ? await m.findOne(Host, { where: { name: input.hostName } })
-        : await m.findOne(Host, { where: {}, order: { name: 'ASC' } });
-      if (!host)
-        throw permanent(
-          FailureType.NotFound,
-          input.hostName ? 'host not found' : 'no hypervisor host is registered',
-          { field: 'hostName' },
-        );
+      const host = await resolveHost(m, input.hostName);
       const cpu = input.cpu ?? template.cpu;
       const memoryMiB = input.memoryMiB ?? template.memoryMiB;
       const tooBig = hostFitProblem({ cpu, memoryMiB }, host);

@@ -7,6 +7,7 @@ import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
 import { permanent } from './failures';
+import { nullIfMissing } from './missing';
 import { pollUntil } from './retry';
 
 /** Dependencies of the domain activities. */
@@ -39,6 +40,14 @@ export interface DomainHardware {
   live: { cpu: number; memoryMiB: number } | null;
 }
 
+/** A hardware change of a machine's domain: the values asked for (absent: unchanged). */
+export interface HardwareChange {
+  internalName: string;
+  machineId: string;
+  cpu?: number;
+  memoryMiB?: number;
+}
+
 /** Result of applying a hardware change. */
 export interface HardwareApplied {
   /** What is in effect now in the running guest (null when off). */
@@ -66,28 +75,9 @@ export function maxMemoryFor(hostMemoryMiB: number, memoryMiB: number): number {
 export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtActivityDeps) {
   let probedType: Promise<'kvm' | 'qemu'> | null = null;
 
-  async function lookup(conn: Connection, name: string): Promise<Domain | null> {
-    try {
-      return await conn.lookupDomainByName(name);
-    } catch (e) {
-      if (notFound(e)) return null;
-      throw e;
-    }
-  }
-
   /** The domain of a machine, checked to be ours; null when it does not exist. */
   async function ours(name: string, machineId: string): Promise<Domain | null> {
-    const conn = await libvirt.get();
-    const dom = await lookup(conn, name);
-    if (!dom) return null;
-    const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
-    if (parsed.metadata.machineId !== machineId) {
-      throw permanent(
-        FailureType.Refused,
-        `domain ${name} belongs to another machine (${parsed.metadata.machineId ?? 'none'})`,
-      );
-    }
-    return dom;
+    return lookupOwnDomain(await libvirt.get(), name, machineId);
   }
 
   async function mustHave(name: string, machineId: string): Promise<Domain> {
@@ -291,12 +281,7 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
      * Writes vCPUs and memory to the persistent config (raising a maximum where the value exceeds it).
      * Always reversible by {@link restoreDomainHardware}. Idempotent.
      */
-    async configureDomainHardware(input: {
-      internalName: string;
-      machineId: string;
-      cpu?: number;
-      memoryMiB?: number;
-    }): Promise<void> {
+    async configureDomainHardware(input: HardwareChange): Promise<void> {
       const dom = await mustHave(input.internalName, input.machineId);
       const cfg = parseDomainXml(await dom.getXML({ inactive: true }));
       if (input.cpu !== undefined) {
@@ -316,12 +301,7 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
      * decrease waits for the next boot, like anything beyond a maximum. Returns what is live and what is
      * pending. No-op when the domain is off.
      */
-    async applyLiveHardware(input: {
-      internalName: string;
-      machineId: string;
-      cpu?: number;
-      memoryMiB?: number;
-    }): Promise<HardwareApplied> {
+    async applyLiveHardware(input: HardwareChange): Promise<HardwareApplied> {
       const dom = await mustHave(input.internalName, input.machineId);
       const result: HardwareApplied = { live: {}, pending: {} };
       if (!(await dom.isActive())) return result;
@@ -408,13 +388,8 @@ export async function lookupOwnDomain(
   name: string,
   machineId: string,
 ): Promise<Domain | null> {
-  let dom: Domain;
-  try {
-    dom = await conn.lookupDomainByName(name);
-  } catch (e) {
-    if (notFound(e)) return null;
-    throw e;
-  }
+  const dom = await nullIfMissing(LibvirtErrorCode.NO_DOMAIN, () => conn.lookupDomainByName(name));
+  if (!dom) return null;
   const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
   if (parsed.metadata.machineId !== machineId) {
     throw permanent(

@@ -20,6 +20,7 @@ import { findConflicts, type ExistingNetwork } from '../networks/validate';
 import { FailureType, type NetworkModeName } from '../workflows/shared';
 import { permanent, refusedByHost } from './failures';
 import { lookupOwnDomain, moveDomainInterface, type InterfaceMove } from './libvirt';
+import { nullIfMissing } from './missing';
 import {
   listHostNetworks,
   networkDomains,
@@ -109,14 +110,8 @@ function essence(n: ParsedNetwork): string {
 export function createNetworkActivities({ libvirt, hostInterface }: NetworkActivityDeps) {
   const findInterface = hostInterface ?? lookupHostInterface;
 
-  async function lookup(conn: Connection, name: string): Promise<Network | null> {
-    try {
-      return await conn.lookupNetworkByName(name);
-    } catch (e) {
-      if (noNetwork(e)) return null;
-      throw e;
-    }
-  }
+  const lookup = (conn: Connection, name: string): Promise<Network | null> =>
+    nullIfMissing(LibvirtErrorCode.NO_NETWORK, () => conn.lookupNetworkByName(name));
 
   /** The network if it exists and is ours; null when absent. */
   async function ours(ref: NetworkRef): Promise<Network | null> {

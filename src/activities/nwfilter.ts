@@ -4,6 +4,7 @@ import { type LibvirtProvider } from '../libvirt/provider';
 import { buildNWFilterXml, parseNWFilterXml, type FilterSpec, type ParsedFilter } from '../libvirt/xml';
 import { child, parseRoot, serialize } from '../libvirt/xml/dom';
 import { LIBVIRT_PREFIXES } from '../workflows/shared';
+import { nullIfMissing } from './missing';
 
 /** Dependencies of the nwfilter activities. */
 export interface NwfilterActivityDeps {
@@ -86,23 +87,13 @@ function withUuid(xml: string, uuid: string): string {
 export function createNwfilterActivities({ libvirt }: NwfilterActivityDeps) {
   async function find(name: string): Promise<NWFilter | null> {
     const conn = await libvirt.get();
-    try {
-      return await conn.lookupNWFilterByName(name);
-    } catch (e) {
-      if (isLibvirtError(e, LibvirtErrorCode.NO_NWFILTER)) return null;
-      throw e;
-    }
+    return nullIfMissing(LibvirtErrorCode.NO_NWFILTER, () => conn.lookupNWFilterByName(name));
   }
 
   async function xmlOf(name: string): Promise<string | null> {
     const f = await find(name);
     if (!f) return null;
-    try {
-      return await f.getXML();
-    } catch (e) {
-      if (isLibvirtError(e, LibvirtErrorCode.NO_NWFILTER)) return null;
-      throw e;
-    }
+    return nullIfMissing(LibvirtErrorCode.NO_NWFILTER, () => f.getXML());
   }
 
   /** Defines `spec` unless libvirt already has exactly it (keeping the existing uuid). True if defined. */

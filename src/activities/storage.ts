@@ -4,6 +4,7 @@ import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { buildVolumeXml } from '../libvirt/xml';
 import { FailureType } from '../workflows/shared';
+import { nullIfMissing } from './missing';
 import { withHeartbeat } from './retry';
 
 /** Dependencies of the storage activities. */
@@ -24,14 +25,8 @@ export function createStorageActivities({ libvirt }: StorageActivityDeps) {
     if (!(await p.isActive())) await p.create();
     return p;
   }
-  async function findVolume(p: StoragePool, name: string): Promise<StorageVolume | null> {
-    try {
-      return await p.lookupVolumeByName(name);
-    } catch (e) {
-      if (isLibvirtError(e, LibvirtErrorCode.NO_STORAGE_VOL)) return null;
-      throw e;
-    }
-  }
+  const findVolume = (p: StoragePool, name: string): Promise<StorageVolume | null> =>
+    nullIfMissing(LibvirtErrorCode.NO_STORAGE_VOL, () => p.lookupVolumeByName(name));
 
   return {
     /**
@@ -118,10 +113,9 @@ export function createStorageActivities({ libvirt }: StorageActivityDeps) {
       }
       if (wanted > current) {
         const conn = await libvirt.get();
-        const dom = await conn.lookupDomainByName(input.internalName).catch((e: unknown) => {
-          if (isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) return null;
-          throw e;
-        });
+        const dom = await nullIfMissing(LibvirtErrorCode.NO_DOMAIN, () =>
+          conn.lookupDomainByName(input.internalName),
+        );
         if (dom && (await dom.isActive())) await dom.blockResize(await vol.getPath(), wanted);
         else await vol.resize(wanted);
       }

@@ -146,15 +146,30 @@ function isDuplicate(err: unknown): boolean {
   return err instanceof QueryFailedError && (err as unknown as { code?: string }).code === 'ER_DUP_ENTRY';
 }
 
+/**
+ * Ensures the own filter row of a department or a machine (`where`) exists, made with this display name and
+ * libvirt name when it does not (idempotent); returns it.
+ */
 async function ensureRow(
   m: EntityManager,
   where: { kind: 'department'; departmentId: string } | { kind: 'vm'; machineId: string },
-  make: () => Partial<FirewallFilter>,
+  name: string,
+  internalName: string,
 ): Promise<FirewallFilter> {
   const existing = await m.findOne(FirewallFilter, { where });
   if (existing) return existing;
   try {
-    await m.insert(FirewallFilter, make());
+    await m.insert(FirewallFilter, {
+      id: randomUUID(),
+      name: name.slice(0, 100),
+      description: null,
+      internalName,
+      departmentId: null,
+      machineId: null,
+      ...where,
+      includes: [],
+      version: 1,
+    });
   } catch (err) {
     // Someone else made it meanwhile (unique internalName / machineId): theirs is the row.
     if (!isDuplicate(err)) throw err;
@@ -168,17 +183,8 @@ export async function ensureDepartmentFilterRow(
   departmentId: string,
   departmentName: string,
 ): Promise<FirewallFilter> {
-  return ensureRow(m, { kind: 'department', departmentId }, () => ({
-    id: randomUUID(),
-    kind: 'department',
-    name: `department ${departmentName}`.slice(0, 100),
-    description: null,
-    internalName: libvirtNames.departmentFilter(departmentId),
-    departmentId,
-    machineId: null,
-    includes: [],
-    version: 1,
-  }));
+  const where = { kind: 'department' as const, departmentId };
+  return ensureRow(m, where, `department ${departmentName}`, libvirtNames.departmentFilter(departmentId));
 }
 
 /** Ensures the filter row of a machine exists (idempotent); returns it. */
@@ -187,17 +193,7 @@ export async function ensureVmFilterRow(
   machineId: string,
   machineName: string,
 ): Promise<FirewallFilter> {
-  return ensureRow(m, { kind: 'vm', machineId }, () => ({
-    id: randomUUID(),
-    kind: 'vm',
-    name: `machine ${machineName}`.slice(0, 100),
-    description: null,
-    internalName: libvirtNames.vmFilter(machineId),
-    departmentId: null,
-    machineId,
-    includes: [],
-    version: 1,
-  }));
+  return ensureRow(m, { kind: 'vm', machineId }, `machine ${machineName}`, libvirtNames.vmFilter(machineId));
 }
 
 /**

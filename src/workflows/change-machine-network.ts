@@ -1,4 +1,4 @@
-import { db, hostActivities, hostUndo, markMachineStatus, runOperation } from './saga';
+import { db, hostActivities, hostUndo, markMachineStatus, runMachineOperation } from './saga';
 import { HARDWARE_FROM, type ChangeMachineNetworkInput, type MachineOperationResult } from './shared';
 
 /**
@@ -12,7 +12,7 @@ export async function changeMachineNetwork(
   input: ChangeMachineNetworkInput,
 ): Promise<MachineOperationResult> {
   const { machineId, operationId, actorId } = input;
-  return runOperation({ ...input, type: 'change_network' }, machineId, { ...input }, async (saga) => {
+  return runMachineOperation('change_network', input, async (saga) => {
     const { machine: m, network } = await saga.step('validate', () => db.planMachineNetwork(input));
     if (m.networkName === network.internalName)
       return { machineId, status: m.status, outcome: 'noop' as const };

@@ -1,5 +1,5 @@
 import { provisionMachine } from './provision';
-import { db, dbUndo, failureMessage, runOperation } from './saga';
+import { db, dbUndo, failureMessage, runMachineOperation } from './saga';
 import { type CloneMachineInput, type MachineOperationResult } from './shared';
 
 /**
@@ -9,10 +9,9 @@ import { type CloneMachineInput, type MachineOperationResult } from './shared';
  * `cloning` meanwhile and `off` again afterwards, whatever happens.
  */
 export async function cloneMachine(input: CloneMachineInput): Promise<MachineOperationResult> {
-  return runOperation(
-    { ...input, type: 'clone' },
-    input.machineId,
-    { ...input },
+  return runMachineOperation(
+    'clone',
+    input,
     async (saga) => {
       const { source, plan } = await saga.step('validate', () => db.planClone(input));
       const sourceRef = { operationId: input.operationId, actorId: input.actorId, machineId: source.id };

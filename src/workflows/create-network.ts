@@ -1,5 +1,4 @@
-import { CancellationScope } from '@temporalio/workflow';
-import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
+import { db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
 import { type CreateNetworkInput, type NetworkOperationResult } from './shared';
 
 /**
@@ -10,60 +9,50 @@ import { type CreateNetworkInput, type NetworkOperationResult } from './shared';
  */
 export async function createNetwork(input: CreateNetworkInput): Promise<NetworkOperationResult> {
   const { networkId, operationId, actorId } = input;
-  return runOperation(
-    { ...input, type: 'create_network', resource: 'networks', resourceId: networkId },
-    null,
-    { ...input },
-    async (saga) => {
-      const plan = await saga.step('validate', () => db.planNetwork(input));
-      const host = hostActivities(plan.hostName);
-      const undo = hostUndo(plan.hostName);
-      const ref = { networkId, internalName: plan.internalName };
-      await saga.step('checkHost', () =>
-        host.checkHostNetwork({
-          ...ref,
-          mode: plan.design.mode,
-          cidr: plan.design.cidr,
-          bridgeName: plan.bridgeName,
-          vlanId: plan.design.vlanId,
-        }),
-      );
-      await saga.step(
-        'record',
-        () => db.insertNetwork({ operationId, actorId, plan }),
-        // Only the row this operation made and still holds: never another network's.
-        () => dbUndo.deleteNetworkRecord({ operationId, actorId, networkId, onlyIfHeldBy: operationId }),
-      );
-      await saga.step(
-        'defineNetwork',
-        () => host.defineNetwork({ ...ref, spec: plan.spec }),
-        () => undo.undefineNetwork(ref),
-      );
-      await saga.step(
-        'startNetwork',
-        () => host.startNetwork(ref),
-        () => undo.stopNetwork(ref),
-      );
-      // The undefine above also drops autostart: this step needs no undo of its own.
-      await saga.step('autostart', () => host.setNetworkAutostart({ ...ref, on: true }));
-      await saga.step('finalize', () =>
-        db.setNetworkStatus({
-          operationId,
-          actorId,
-          networkId,
-          status: 'active',
-          from: ['creating'],
-          action: 'create',
-        }),
-      );
-      // The hold ends last: until here the undo of `record` can tell this operation's row apart.
-      await CancellationScope.nonCancellable(() => dbUndo.releaseNetwork({ networkId, operationId }));
-      return { networkId, status: 'active' };
-    },
-    {
-      async onFailure() {
-        await dbUndo.releaseNetwork({ networkId, operationId });
-      },
-    },
-  );
+  return runNetworkOperation('create_network', input, async (saga, release) => {
+    const plan = await saga.step('validate', () => db.planNetwork(input));
+    const host = hostActivities(plan.hostName);
+    const undo = hostUndo(plan.hostName);
+    const ref = { networkId, internalName: plan.internalName };
+    await saga.step('checkHost', () =>
+      host.checkHostNetwork({
+        ...ref,
+        mode: plan.design.mode,
+        cidr: plan.design.cidr,
+        bridgeName: plan.bridgeName,
+        vlanId: plan.design.vlanId,
+      }),
+    );
+    await saga.step(
+      'record',
+      () => db.insertNetwork({ operationId, actorId, plan }),
+      // Only the row this operation made and still holds: never another network's.
+      () => dbUndo.deleteNetworkRecord({ operationId, actorId, networkId, onlyIfHeldBy: operationId }),
+    );
+    await saga.step(
+      'defineNetwork',
+      () => host.defineNetwork({ ...ref, spec: plan.spec }),
+      () => undo.undefineNetwork(ref),
+    );
+    await saga.step(
+      'startNetwork',
+      () => host.startNetwork(ref),
+      () => undo.stopNetwork(ref),
+    );
+    // The undefine above also drops autostart: this step needs no undo of its own.
+    await saga.step('autostart', () => host.setNetworkAutostart({ ...ref, on: true }));
+    await saga.step('finalize', () =>
+      db.setNetworkStatus({
+        operationId,
+        actorId,
+        networkId,
+        status: 'active',
+        from: ['creating'],
+        action: 'create',
+      }),
+    );
+    // The hold ends last: until here the undo of `record` can tell this operation's row apart.
+    await release();
+    return { networkId, status: 'active' };
+  });
 }

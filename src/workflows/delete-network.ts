@@ -1,5 +1,5 @@
-import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
-import { db, dbUndo, failureMessage, hostActivities, runOperation } from './saga';
+import { ApplicationFailure } from '@temporalio/workflow';
+import { db, dbUndo, failureMessage, hostActivities, runNetworkOperation } from './saga';
 import type { NetworkStatus } from '../entities/network';
 import { FailureType, type DeleteNetworkInput, type NetworkOperationResult } from './shared';
 
@@ -13,10 +13,9 @@ export async function deleteNetwork(input: DeleteNetworkInput): Promise<NetworkO
   const { networkId, operationId, actorId } = input;
   let previous: NetworkStatus = 'active';
   let destructive = false;
-  return runOperation(
-    { ...input, type: 'delete_network', resource: 'networks', resourceId: networkId },
-    null,
-    { ...input },
+  return runNetworkOperation(
+    'delete_network',
+    input,
     async (saga) => {
       const n = await saga.step('validate', () => db.planNetworkDelete({ networkId }));
       if (!n) return { networkId, status: 'deleted', applied: 'noop' as const };
@@ -50,26 +49,21 @@ export async function deleteNetwork(input: DeleteNetworkInput): Promise<NetworkO
       await saga.step('deleteRecord', () => db.deleteNetworkRecord({ operationId, actorId, networkId }));
       return { networkId, status: 'deleted' };
     },
-    {
-      // Nothing to undo. Refused before anything was removed: the network is as it was. Failed once the
-      // removal began: `failed` with the reason, and deleting it again finishes the job.
-      async onFailure(err) {
-        await CancellationScope.nonCancellable(async () => {
-          const n = await dbUndo.getNetwork(networkId);
-          if (n && n.status === 'deleting' && n.currentOperationId === operationId) {
-            await dbUndo.setNetworkStatus({
-              operationId,
-              actorId,
-              networkId,
-              status: destructive ? 'failed' : previous,
-              fields: destructive ? { lastError: `delete failed: ${failureMessage(err)}` } : {},
-              release: true,
-              onlyIfHeldBy: operationId,
-            });
-          }
-          await dbUndo.releaseNetwork({ networkId, operationId });
+    // Nothing to undo. Refused before anything was removed: the network is as it was. Failed once the
+    // removal began: `failed` with the reason, and deleting it again finishes the job.
+    async (err) => {
+      const n = await dbUndo.getNetwork(networkId);
+      if (n && n.status === 'deleting' && n.currentOperationId === operationId) {
+        await dbUndo.setNetworkStatus({
+          operationId,
+          actorId,
+          networkId,
+          status: destructive ? 'failed' : previous,
+          fields: destructive ? { lastError: `delete failed: ${failureMessage(err)}` } : {},
+          release: true,
+          onlyIfHeldBy: operationId,
         });
-      },
+      }
     },
   );
 }

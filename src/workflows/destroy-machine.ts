@@ -1,5 +1,5 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
-import { db, dbUndo, failureMessage, hostActivities, longRunningActivity, runOperation } from './saga';
+import { db, dbUndo, failureMessage, hostActivities, longRunningActivity, runMachineOperation } from './saga';
 import { FailureType, type DestroyMachineInput, type MachineOperationResult, libvirtNames } from './shared';
 
 /**
@@ -10,10 +10,9 @@ import { FailureType, type DestroyMachineInput, type MachineOperationResult, lib
  * linked clones is refused while they exist.
  */
 export async function destroyMachine(input: DestroyMachineInput): Promise<MachineOperationResult> {
-  return runOperation(
-    { ...input, type: 'destroy' },
-    input.machineId,
-    { ...input },
+  return runMachineOperation(
+    'destroy',
+    input,
     async (saga) => {
       const m = await saga.step('validate', async () => {
         const machine = await db.getMachine(input.machineId);

@@ -1,6 +1,13 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { MachineStatus } from '../entities/machine-status';
-import { db, hostActivities, hostUndo, longRunningActivity, markMachineStatus, runOperation } from './saga';
+import {
+  db,
+  hostActivities,
+  hostUndo,
+  longRunningActivity,
+  markMachineStatus,
+  runMachineOperation,
+} from './saga';
 import {
   FailureType,
   POWER_FROM,
@@ -27,7 +34,7 @@ const RULES: Record<PowerAction, { via?: MachineStatus; to: MachineStatus; event
  */
 export async function powerMachine(input: PowerMachineInput): Promise<MachineOperationResult> {
   const rule = { ...RULES[input.action], from: [...POWER_FROM[input.action]] };
-  return runOperation({ ...input, type: 'power' }, input.machineId, { ...input }, async (saga) => {
+  return runMachineOperation('power', input, async (saga) => {
     const m = await saga.step('validate', async () => {
       const machine = await db.getMachine(input.machineId);
       if (!machine)

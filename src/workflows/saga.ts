@@ -18,7 +18,7 @@ import type { NwfilterActivities } from '../activities/nwfilter';
 import type { StorageActivities } from '../activities/storage';
 import type { MachineStatus } from '../entities/machine-status';
 import type { OperationResource, OperationType } from '../entities/operation';
-import { FailureType, hostTaskQueue, progressQuery, type StepRecord } from './shared';
+import { FailureType, hostTaskQueue, progressQuery, type OperationContext, type StepRecord } from './shared';
 
 // Activity-option presets, named by latency.
 /** Database and event writes on the control queue: short, retried with backoff. */
@@ -269,6 +269,47 @@ export async function runOperation<T>(
     });
   });
   return result;
+}
+
+/**
+ * {@link runOperation} for an operation on one machine (`vms:*` events, workflow id `vm-<machineId>`): the
+ * input is recorded as the operation's input, and the machine's hold is released at the end.
+ */
+export function runMachineOperation<T>(
+  type: OperationType,
+  input: OperationContext & { machineId: string },
+  body: (saga: Saga) => Promise<T>,
+  hooks?: OperationHooks,
+): Promise<T> {
+  return runOperation({ ...input, type }, input.machineId, { ...input }, body, hooks);
+}
+
+/**
+ * {@link runOperation} for an operation on one network (`networks:*` events): the input is recorded as the
+ * operation's input. `body` gets `release`, which ends the operation's hold on the network row (never
+ * cancelled): the last write of a successful change, after which its undos no longer apply. On failure
+ * `onFailure` runs after the compensations, then the hold is released.
+ */
+export function runNetworkOperation<T>(
+  type: OperationType,
+  input: OperationContext & { networkId: string },
+  body: (saga: Saga, release: () => Promise<void>) => Promise<T>,
+  onFailure?: (err: unknown) => Promise<void>,
+): Promise<T> {
+  const { networkId, operationId } = input;
+  const release = () => dbUndo.releaseNetwork({ networkId, operationId });
+  return runOperation(
+    { ...input, type, resource: 'networks', resourceId: networkId },
+    null,
+    { ...input },
+    (saga) => body(saga, () => CancellationScope.nonCancellable(release)),
+    {
+      async onFailure(err) {
+        await onFailure?.(err);
+        await release();
+      },
+    },
+  );
 }
 
 /** What {@link markMachineStatus} writes: the machine, the transient status and what undoing it restores. */

@@ -1,4 +1,4 @@
-import { db, dbUndo, hostActivities, hostUndo, markMachineStatus, runOperation } from './saga';
+import { db, dbUndo, hostActivities, hostUndo, markMachineStatus, runMachineOperation } from './saga';
 import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, libvirtNames } from './shared';
 
 /**
@@ -9,7 +9,7 @@ import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, l
  * the (retried) database write.
  */
 export async function updateMachineHardware(input: UpdateHardwareInput): Promise<MachineOperationResult> {
-  return runOperation({ ...input, type: 'update_hardware' }, input.machineId, { ...input }, async (saga) => {
+  return runMachineOperation('update_hardware', input, async (saga) => {
     const m = await saga.step('validate', () => db.planHardware(input));
     const host = hostActivities(m.hostName);
     const undo = hostUndo(m.hostName);

@@ -1,5 +1,5 @@
-import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
-import { db, dbUndo, hostActivities, hostUndo, runOperation } from './saga';
+import { ApplicationFailure } from '@temporalio/workflow';
+import { db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
 import { FailureType, type NetworkOperationResult, type UpdateNetworkInput } from './shared';
 
 /**
@@ -12,127 +12,115 @@ import { FailureType, type NetworkOperationResult, type UpdateNetworkInput } fro
  */
 export async function updateNetwork(input: UpdateNetworkInput): Promise<NetworkOperationResult> {
   const { networkId, operationId, actorId } = input;
-  return runOperation(
-    { ...input, type: 'update_network', resource: 'networks', resourceId: networkId },
-    null,
-    { ...input },
-    async (saga) => {
-      const { network: n, plan, spec } = await saga.step('validate', () => db.planNetworkChange(input));
-      const live = plan.range !== null || plan.removeHosts.length > 0 || plan.addHosts.length > 0;
-      if (!plan.redefine.length && !live) return { networkId, status: n.status, applied: 'noop' as const };
-      const host = hostActivities(n.hostName);
-      const undo = hostUndo(n.hostName);
-      const ref = { networkId, internalName: n.internalName };
-      if (plan.redefine.length) {
-        if (plan.next.cidr !== n.cidr) {
-          await saga.step('checkHost', () =>
-            host.checkHostNetwork({ ...ref, mode: n.mode, cidr: plan.next.cidr, bridgeName: n.bridgeName }),
-          );
-        }
-        await saga.step('checkDomains', async () => {
-          const running = (await host.networkDomains({ internalName: n.internalName })).filter(
-            (d) => d.active,
-          );
-          if (running.length) {
-            throw ApplicationFailure.create({
-              type: FailureType.Refused,
-              message: `restarting the network would cut off running domains: ${running.map((d) => d.domain).join(', ')}`,
-              nonRetryable: true,
-              details: [{ domains: running }],
-            });
-          }
-        });
-      }
-      await saga.step(
-        'markUpdating',
-        () => db.setNetworkStatus({ operationId, actorId, networkId, status: 'updating', from: ['active'] }),
-        () =>
-          dbUndo.setNetworkStatus({
-            operationId,
-            actorId,
-            networkId,
-            status: n.status,
-            // Exactly as it was.
-            fields: {
-              cidr: n.cidr,
-              gateway: n.gateway,
-              dhcpStart: n.dhcpStart,
-              dhcpEnd: n.dhcpEnd,
-              staticHosts: n.staticHosts,
-              bandwidth: n.bandwidth,
-              qosApplied: n.qosApplied,
-              lastError: n.lastError,
-            },
-            release: true,
-            onlyIfHeldBy: operationId,
-          }),
-      );
-      if (plan.redefine.length) {
-        const before = await host.getNetworkState(ref);
-        await saga.step(
-          'redefineNetwork',
-          () => host.redefineNetwork({ ...ref, spec, active: before.active, previous: before.xml! }),
-          () => undo.restoreNetwork({ ...ref, xml: before.xml!, active: before.active }),
+  return runNetworkOperation('update_network', input, async (saga, release) => {
+    const { network: n, plan, spec } = await saga.step('validate', () => db.planNetworkChange(input));
+    const live = plan.range !== null || plan.removeHosts.length > 0 || plan.addHosts.length > 0;
+    if (!plan.redefine.length && !live) return { networkId, status: n.status, applied: 'noop' as const };
+    const host = hostActivities(n.hostName);
+    const undo = hostUndo(n.hostName);
+    const ref = { networkId, internalName: n.internalName };
+    if (plan.redefine.length) {
+      if (plan.next.cidr !== n.cidr) {
+        await saga.step('checkHost', () =>
+          host.checkHostNetwork({ ...ref, mode: n.mode, cidr: plan.next.cidr, bridgeName: n.bridgeName }),
         );
-      } else {
-        const { from, to } = plan.range ?? { from: null, to: null };
-        // The new range first, then the old one goes: DHCP keeps serving throughout.
-        if (to) {
-          await saga.step(
-            'addDhcpRange',
-            () => host.addDhcpRange({ ...ref, range: to }),
-            () => undo.removeDhcpRange({ ...ref, range: to }),
-          );
-        }
-        if (from) {
-          await saga.step(
-            'removeDhcpRange',
-            () => host.removeDhcpRange({ ...ref, range: from }),
-            () => undo.addDhcpRange({ ...ref, range: from }),
-          );
-        }
-        // Leases that go first, so a changed lease (same MAC or IP) can be added back.
-        for (const h of plan.removeHosts) {
-          await saga.step(
-            'removeDhcpHost',
-            () => host.removeDhcpHost({ ...ref, host: h }),
-            () => undo.addDhcpHost({ ...ref, host: h }),
-          );
-        }
-        for (const h of plan.addHosts) {
-          await saga.step(
-            'addDhcpHost',
-            () => host.addDhcpHost({ ...ref, host: h }),
-            () => undo.removeDhcpHost({ ...ref, host: h }),
-          );
-        }
       }
-      const next = plan.next;
-      await saga.step('finalize', () =>
-        db.setNetworkStatus({
+      await saga.step('checkDomains', async () => {
+        const running = (await host.networkDomains({ internalName: n.internalName })).filter((d) => d.active);
+        if (running.length) {
+          throw ApplicationFailure.create({
+            type: FailureType.Refused,
+            message: `restarting the network would cut off running domains: ${running.map((d) => d.domain).join(', ')}`,
+            nonRetryable: true,
+            details: [{ domains: running }],
+          });
+        }
+      });
+    }
+    await saga.step(
+      'markUpdating',
+      () => db.setNetworkStatus({ operationId, actorId, networkId, status: 'updating', from: ['active'] }),
+      () =>
+        dbUndo.setNetworkStatus({
           operationId,
           actorId,
           networkId,
-          status: 'active',
-          from: ['updating'],
+          status: n.status,
+          // Exactly as it was.
           fields: {
-            cidr: next.cidr,
-            gateway: next.gateway,
-            dhcpStart: next.dhcpStart,
-            dhcpEnd: next.dhcpEnd,
-            staticHosts: next.staticHosts,
-            bandwidth: next.bandwidth,
-            qosApplied: next.bandwidth !== null,
+            cidr: n.cidr,
+            gateway: n.gateway,
+            dhcpStart: n.dhcpStart,
+            dhcpEnd: n.dhcpEnd,
+            staticHosts: n.staticHosts,
+            bandwidth: n.bandwidth,
+            qosApplied: n.qosApplied,
+            lastError: n.lastError,
           },
+          release: true,
+          onlyIfHeldBy: operationId,
         }),
+    );
+    if (plan.redefine.length) {
+      const before = await host.getNetworkState(ref);
+      await saga.step(
+        'redefineNetwork',
+        () => host.redefineNetwork({ ...ref, spec, active: before.active, previous: before.xml! }),
+        () => undo.restoreNetwork({ ...ref, xml: before.xml!, active: before.active }),
       );
-      await CancellationScope.nonCancellable(() => dbUndo.releaseNetwork({ networkId, operationId }));
-      return { networkId, status: 'active', applied: plan.redefine.length ? 'redefined' : 'live' };
-    },
-    {
-      async onFailure() {
-        await dbUndo.releaseNetwork({ networkId, operationId });
-      },
-    },
-  );
+    } else {
+      const { from, to } = plan.range ?? { from: null, to: null };
+      // The new range first, then the old one goes: DHCP keeps serving throughout.
+      if (to) {
+        await saga.step(
+          'addDhcpRange',
+          () => host.addDhcpRange({ ...ref, range: to }),
+          () => undo.removeDhcpRange({ ...ref, range: to }),
+        );
+      }
+      if (from) {
+        await saga.step(
+          'removeDhcpRange',
+          () => host.removeDhcpRange({ ...ref, range: from }),
+          () => undo.addDhcpRange({ ...ref, range: from }),
+        );
+      }
+      // Leases that go first, so a changed lease (same MAC or IP) can be added back.
+      for (const h of plan.removeHosts) {
+        await saga.step(
+          'removeDhcpHost',
+          () => host.removeDhcpHost({ ...ref, host: h }),
+          () => undo.addDhcpHost({ ...ref, host: h }),
+        );
+      }
+      for (const h of plan.addHosts) {
+        await saga.step(
+          'addDhcpHost',
+          () => host.addDhcpHost({ ...ref, host: h }),
+          () => undo.removeDhcpHost({ ...ref, host: h }),
+        );
+      }
+    }
+    const next = plan.next;
+    await saga.step('finalize', () =>
+      db.setNetworkStatus({
+        operationId,
+        actorId,
+        networkId,
+        status: 'active',
+        from: ['updating'],
+        fields: {
+          cidr: next.cidr,
+          gateway: next.gateway,
+          dhcpStart: next.dhcpStart,
+          dhcpEnd: next.dhcpEnd,
+          staticHosts: next.staticHosts,
+          bandwidth: next.bandwidth,
+          qosApplied: next.bandwidth !== null,
+        },
+      }),
+    );
+    await release();
+    return { networkId, status: 'active', applied: plan.redefine.length ? 'redefined' : 'live' };
+  });
 }

@@ -235,6 +235,17 @@ function portProtocol(family: 4 | 6): ProtocolTraits {
   };
 }
 
+/** mac and arp: link-layer elements, no IP fields; of the attributes modelled here, only dstmacaddr. */
+const LINK_LAYER: ProtocolTraits = {
+  family: null,
+  ports: false,
+  ranges: false,
+  state: false,
+  icmp: false,
+  dstMac: true,
+  ipProtocol: false,
+};
+
 /**
  * Attributes allowed per protocol element, per libvirt 9's schema. Note the schema accepts `state`
  * only on the IPv4 elements (tcp, udp, icmp, all), although libvirt's C parser also reads it on the
@@ -269,24 +280,8 @@ const FILTER_PROTOCOLS: Record<FilterProtocol, ProtocolTraits> = {
   },
   ip: { family: 4, ports: true, ranges: false, state: false, icmp: false, dstMac: true, ipProtocol: true },
   ipv6: { family: 6, ports: true, ranges: false, state: false, icmp: false, dstMac: true, ipProtocol: true },
-  mac: {
-    family: null,
-    ports: false,
-    ranges: false,
-    state: false,
-    icmp: false,
-    dstMac: true,
-    ipProtocol: false,
-  },
-  arp: {
-    family: null,
-    ports: false,
-    ranges: false,
-    state: false,
-    icmp: false,
-    dstMac: true,
-    ipProtocol: false,
-  },
+  mac: LINK_LAYER,
+  arp: LINK_LAYER,
 };
 
 const PROTOCOLS = Object.keys(FILTER_PROTOCOLS) as FilterProtocol[];
@@ -422,17 +417,20 @@ export function checkFilterRule(value: unknown): FilterRuleProblem[] {
   }
 
   // IP addresses, masks and ranges.
+  /** An IP field on a protocol without IP fields (mac, arp): a problem; true when so. */
+  const refuseIpField = (key: string): boolean => {
+    if (traits.family !== null) return false;
+    problem(
+      key,
+      `protocol '${protocol}' does not match on IP addresses; use an ip/ipv6 or tcp/udp/icmp/all rule`,
+    );
+    return true;
+  };
   const addrKeys = ['srcIpAddr', 'dstIpAddr', 'srcIpFrom', 'srcIpTo', 'dstIpFrom', 'dstIpTo'] as const;
   const literals: Partial<Record<(typeof addrKeys)[number], bigint>> = {};
   for (const key of addrKeys) {
     if (!has(key)) continue;
-    if (traits.family === null) {
-      problem(
-        key,
-        `protocol '${protocol}' does not match on IP addresses; use an ip/ipv6 or tcp/udp/icmp/all rule`,
-      );
-      continue;
-    }
+    if (refuseIpField(key)) continue;
     if (key.endsWith('From') || key.endsWith('To')) {
       if (!traits.ranges) {
         problem(
@@ -466,13 +464,7 @@ export function checkFilterRule(value: unknown): FilterRuleProblem[] {
     ['dstIpMask', 'dstIpAddr'],
   ] as const) {
     if (!has(mask)) continue;
-    if (traits.family === null) {
-      problem(
-        mask,
-        `protocol '${protocol}' does not match on IP addresses; use an ip/ipv6 or tcp/udp/icmp/all rule`,
-      );
-      continue;
-    }
+    if (refuseIpField(mask)) continue;
     if (!has(addr)) problem(mask, `needs ${addr}: a mask applies to an address`);
     check(() => assertInteger(rule[mask], mask, { min: 0, max: traits.family === 4 ? 32 : 128 }));
   }
