@@ -14,6 +14,8 @@ import {
   type NetworkDesign,
   type NetworkProblem,
   type UpdatePlan,
+  givenFields,
+  NETWORK_CHANGE_FIELDS,
 } from '../networks/validate';
 import {
   FailureType,
@@ -390,14 +392,7 @@ export function createNetworkDbActivities({ dataSource }: NetworkDbActivityDeps)
           status: network.status,
         });
       const current: CurrentNetwork = { ...network, name: network.name };
-      const planned = planNetworkUpdate(current, {
-        ...(input.dhcpStart !== undefined ? { dhcpStart: input.dhcpStart } : {}),
-        ...(input.dhcpEnd !== undefined ? { dhcpEnd: input.dhcpEnd } : {}),
-        ...(input.staticHosts !== undefined ? { staticHosts: input.staticHosts } : {}),
-        ...(input.bandwidth !== undefined ? { bandwidth: input.bandwidth } : {}),
-        ...(input.cidr !== undefined ? { cidr: input.cidr } : {}),
-        ...(input.gateway !== undefined ? { gateway: input.gateway } : {}),
-      });
+      const planned = planNetworkUpdate(current, givenFields(input, NETWORK_CHANGE_FIELDS));
       if (!planned.ok) failWith(planned.problems);
       const { plan } = planned;
       const problems: NetworkProblem[] = [];

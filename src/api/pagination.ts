@@ -34,6 +34,11 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   }
 }
 
+/** A page as a list route answers it: its items through the resource's view. */
+export function viewPage<T, V>(page: Page<T>, view: (item: T) => V): { status: 200; body: Page<V> } {
+  return { status: 200, body: { items: page.items.map((item) => view(item)), nextCursor: page.nextCursor } };
+}
+
 /**
  * Reads one page of `qb` (already filtered): rows after the cursor, newest first, one more than the page
  * size to know whether a next page exists. `alias` is the alias of the listed table; `fetch` reads the

@@ -109,20 +109,6 @@ export const canViewDepartmentMembers = (p: Principal, departmentId: string): bo
 /** May the caller see a user? Admins see everyone, users themselves. */
 export const canViewUser = (p: Principal, userId: string): boolean => isAdmin(p) || p.id === userId;
 
-/** The SQL condition (TypeORM query-builder form) that scopes a machine query to what the caller sees. */
-export function machineScope(
-  p: Principal,
-  alias = 'm',
-): { where: string; params: Record<string, unknown> } | null {
-  if (isAdmin(p)) return null;
-  const managed = managedDepartments(p);
-  if (!managed.length) return { where: `${alias}.ownerId = :scopeMe`, params: { scopeMe: p.id } };
-  return {
-    where: `(${alias}.ownerId = :scopeMe OR ${alias}.departmentId IN (:...scopeManaged))`,
-    params: { scopeMe: p.id, scopeManaged: managed },
-  };
-}
-
 /** The rooms a caller's sockets join. */
 export function roomsForPrincipal(p: Principal): string[] {
   const rooms = [`user:${p.id}`, 'authenticated'];
@@ -139,6 +125,8 @@ export function roomsForEvent(e: EventRoute): string[] {
   const rooms = ['admins'];
   switch (e.resource) {
     case 'vms':
+    case 'services':
+      // A VM (or its services): its owner and the department's managers; a department's services: its managers.
       if (e.ownerId) rooms.push(`user:${e.ownerId}`);
       if (e.departmentId) rooms.push(`managers:${e.departmentId}`);
       break;
@@ -157,11 +145,6 @@ export function roomsForEvent(e: EventRoute): string[] {
       break;
     case 'firewall':
       // Filters and policies: the managers of the department concerned (global custom filters: admins).
-      if (e.departmentId) rooms.push(`managers:${e.departmentId}`);
-      break;
-    case 'services':
-      // A VM's services: its owner and the department's managers; a department's: its managers.
-      if (e.ownerId) rooms.push(`user:${e.ownerId}`);
       if (e.departmentId) rooms.push(`managers:${e.departmentId}`);
       break;
     default:

@@ -423,6 +423,43 @@ export function subnetsOf(ips: Array<{ address: string; prefix: number }>): stri
 /** What an update asks to change (`null` removes DHCP range / bandwidth): one definition, in shared.ts. */
 export type { NetworkChange } from '../workflows/shared';
 
+/** The fields an update may change, in the order requests, inputs and plans carry them. */
+export const NETWORK_CHANGE_FIELDS = [
+  'dhcpStart',
+  'dhcpEnd',
+  'staticHosts',
+  'bandwidth',
+  'cidr',
+  'gateway',
+] as const;
+
+/** The optional fields a create request may give, in the order the workflow input carries them. */
+export const NETWORK_CREATE_FIELDS = [
+  'description',
+  'cidr',
+  'gateway',
+  'dhcpStart',
+  'dhcpEnd',
+  'staticHosts',
+  'bridgeName',
+  'forwardDev',
+  'vlanId',
+  'bandwidth',
+] as const;
+
+/**
+ * The `fields` of `source` that are given (not `undefined`), in the order of `fields`: an absent field
+ * keeps its value, `null` clears it.
+ */
+export function givenFields<T extends object, K extends keyof T>(
+  source: T,
+  fields: readonly K[],
+): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const f of fields) if (source[f] !== undefined) out[f] = source[f];
+  return out;
+}
+
 /** How an update is applied: the live `virNetworkUpdate` edits, or a redefine (and why). */
 export interface UpdatePlan {
   next: NetworkDesign;

@@ -21,40 +21,35 @@ interface SyncDeps {
 
 const DOMAIN_NAME = /^vmflow-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
+/** Machine status for each libvirt domain state (others: no opinion). */
+const STATUS_OF_STATE: Record<string, MachineStatus> = {
+  running: 'running',
+  blocked: 'running',
+  paused: 'suspended',
+  pmsuspended: 'suspended',
+  shutoff: 'off',
+  shutdown: 'off',
+  crashed: 'off',
+};
+
+/** Machine status for each libvirt lifecycle event (others: no opinion). */
+const STATUS_OF_EVENT: Record<string, MachineStatus> = {
+  started: 'running',
+  resumed: 'running',
+  suspended: 'suspended',
+  pmsuspended: 'suspended',
+  stopped: 'off',
+  crashed: 'off',
+};
+
+const lookup = (table: Record<string, MachineStatus>, word: string): { status: MachineStatus } | null =>
+  Object.hasOwn(table, word) ? { status: table[word]! } : null;
+
 /** Machine status for a libvirt domain state. */
-export function statusForState(state: string): { status: MachineStatus } | null {
-  switch (state) {
-    case 'running':
-    case 'blocked':
-      return { status: 'running' };
-    case 'paused':
-    case 'pmsuspended':
-      return { status: 'suspended' };
-    case 'shutoff':
-    case 'shutdown':
-    case 'crashed':
-      return { status: 'off' };
-    default:
-      return null;
-  }
-}
+export const statusForState = (state: string) => lookup(STATUS_OF_STATE, state);
 
 /** Machine status for a libvirt lifecycle event. */
-export function statusForEvent(event: string): { status: MachineStatus } | null {
-  switch (event) {
-    case 'started':
-    case 'resumed':
-      return { status: 'running' };
-    case 'suspended':
-    case 'pmsuspended':
-      return { status: 'suspended' };
-    case 'stopped':
-    case 'crashed':
-      return { status: 'off' };
-    default:
-      return null;
-  }
-}
+export const statusForEvent = (event: string) => lookup(STATUS_OF_EVENT, event);
 
 /**
  * The event a change of status reads as. Taken from the transition, not from libvirt's event name: a

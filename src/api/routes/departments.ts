@@ -21,7 +21,7 @@ import { conflict, forbidden, notFound, refused } from '../errors';
 import { filtersIncluding } from '../firewall-scope';
 import { assertIdle } from '../idle';
 import { isDuplicate, visibleDepartment } from '../lookups';
-import { keysetPage } from '../pagination';
+import { keysetPage, viewPage } from '../pagination';
 import { canViewDepartmentMembers, isAdmin, type Principal } from '../permissions';
 import { filterEvent, resourceEvent as event, userEvent } from '../resource-events';
 import { created, DELETED, ok, routesFor, type RouteSpec } from '../route';
@@ -80,13 +80,7 @@ export function departmentRoutes(ctx: ApiContext): RouteSpec[] {
           qb.where('d.id IN (:...mine)', { mine });
         }
         const pg = await keysetPage<Department>(qb, 'd', query);
-        return {
-          status: 200,
-          body: {
-            items: pg.items.map((d) => departmentView(d, p.departments.get(d.id) ?? null)),
-            nextCursor: pg.nextCursor,
-          },
-        };
+        return viewPage(pg, (d) => departmentView(d, p.departments.get(d.id) ?? null));
       },
     ),
     departmentsApi.get(
@@ -307,7 +301,7 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
       { query: PageQuery, responses: ok('a page of templates', pageOf(TemplateSchema, 'TemplatePage')) },
       async ({ query }) => {
         const pg = await keysetPage<MachineTemplate>(repo().createQueryBuilder('t'), 't', query);
-        return { status: 200, body: { items: pg.items.map(templateView), nextCursor: pg.nextCursor } };
+        return viewPage(pg, templateView);
       },
     ),
     templatesApi.get(

@@ -34,7 +34,7 @@ import {
 import { accepted, type Caller } from '../handler';
 import { assertIdle } from '../idle';
 import { visibleDepartment } from '../lookups';
-import { keysetPage } from '../pagination';
+import { keysetPage, viewPage } from '../pagination';
 import { type Principal } from '../permissions';
 import { canCreateFilter, canFlush, canViewFilter, filterScope, mayInclude } from '../permissions-firewall';
 import { filterEvent } from '../resource-events';
@@ -167,7 +167,7 @@ export function filterRoutes(ctx: ApiContext): RouteSpec[] {
         if (query.kind) qb.andWhere('f.kind = :kind', { kind: query.kind });
         if (query.department) qb.andWhere('f.departmentId = :dept', { dept: query.department });
         const page = await keysetPage<FirewallFilter>(qb, 'f', query);
-        return { status: 200, body: { items: page.items.map(filterView), nextCursor: page.nextCursor } };
+        return viewPage(page, filterView);
       },
     ),
     firewallApi.get(

@@ -31,6 +31,7 @@ import { accepted, type Caller, type RequestIds } from '../handler';
 import { assertIdle } from '../idle';
 import { allowed, hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { listMachines } from '../machine-list';
+import { viewPage } from '../pagination';
 import { canChangeHardware, canCreateMachine, canOperateMachine, type Principal } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
 import { ACCEPTED, acceptedAs, starting, ok, routesFor, type RouteSpec } from '../route';
@@ -183,10 +184,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
       { query: MachineListQuery, responses: ok('a page of machines', pageOf(MachineSchema, 'MachinePage')) },
       async ({ principal, query }) => {
         const page = await listMachines(ctx.ds, principal, query);
-        return {
-          status: 200,
-          body: { items: page.items.map((m) => machineView(m)), nextCursor: page.nextCursor },
-        };
+        return viewPage(page, machineView);
       },
     ),
     machinesApi.get(

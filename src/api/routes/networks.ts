@@ -21,6 +21,9 @@ import {
   qosProblem,
   type ExistingNetwork,
   type NetworkProblem,
+  givenFields,
+  NETWORK_CHANGE_FIELDS,
+  NETWORK_CREATE_FIELDS,
 } from '../../networks/validate';
 import {
   libvirtNames,
@@ -220,16 +223,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           mode: b.mode,
           hostName: host.name,
           departmentId: b.departmentId ?? null,
-          ...(b.description !== undefined ? { description: b.description } : {}),
-          ...(b.cidr !== undefined ? { cidr: b.cidr } : {}),
-          ...(b.gateway !== undefined ? { gateway: b.gateway } : {}),
-          ...(b.dhcpStart !== undefined ? { dhcpStart: b.dhcpStart } : {}),
-          ...(b.dhcpEnd !== undefined ? { dhcpEnd: b.dhcpEnd } : {}),
-          ...(b.staticHosts !== undefined ? { staticHosts: b.staticHosts } : {}),
-          ...(b.bridgeName !== undefined ? { bridgeName: b.bridgeName } : {}),
-          ...(b.forwardDev !== undefined ? { forwardDev: b.forwardDev } : {}),
-          ...(b.vlanId !== undefined ? { vlanId: b.vlanId } : {}),
-          ...(b.bandwidth !== undefined ? { bandwidth: b.bandwidth } : {}),
+          ...givenFields(b, NETWORK_CREATE_FIELDS),
         };
         const operation = await ctx.operations.startResource({
           workflow: 'createNetwork',
@@ -328,12 +322,7 @@ export function networksRoutes(ctx: ApiContext): RouteSpec[] {
           idempotencyKey,
           networkId: n.id,
           departmentId: n.departmentId,
-          ...(b.dhcpStart !== undefined ? { dhcpStart: b.dhcpStart } : {}),
-          ...(b.dhcpEnd !== undefined ? { dhcpEnd: b.dhcpEnd } : {}),
-          ...(b.staticHosts !== undefined ? { staticHosts: b.staticHosts } : {}),
-          ...(b.bandwidth !== undefined ? { bandwidth: b.bandwidth } : {}),
-          ...(b.cidr !== undefined ? { cidr: b.cidr } : {}),
-          ...(b.gateway !== undefined ? { gateway: b.gateway } : {}),
+          ...givenFields(b, NETWORK_CHANGE_FIELDS),
         };
         const operation = await ctx.operations.startResource({
           workflow: 'updateNetwork',

@@ -9,7 +9,7 @@ import { hashPassword, signToken, verifyCredentials } from '../auth';
 import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, ProblemError, refused } from '../errors';
 import { isDuplicate } from '../lookups';
-import { keysetPage } from '../pagination';
+import { keysetPage, viewPage } from '../pagination';
 import { canViewUser, isAdmin, loadPrincipal } from '../permissions';
 import { userEvent } from '../resource-events';
 import { created, DELETED, ok, routesFor, type RouteSpec } from '../route';
@@ -67,10 +67,7 @@ export function userRoutes(ctx: ApiContext): RouteSpec[] {
       async ({ principal, query }) => {
         if (!isAdmin(principal)) throw forbidden('only admins may list users');
         const page = await keysetPage<User>(users().createQueryBuilder('u'), 'u', query);
-        return {
-          status: 200,
-          body: { items: page.items.map((u) => userView(u)), nextCursor: page.nextCursor },
-        };
+        return viewPage(page, userView);
       },
     ),
     usersApi.get(

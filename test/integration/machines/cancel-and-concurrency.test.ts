@@ -103,7 +103,8 @@ describe('cancel and concurrency on the real stack', () => {
     }).catch((e) => e);
     expect(second).toBeInstanceOf(OperationConflictError);
     expect(second).toMatchObject({
-      machineId: vm.machineId,
+      resourceKind: 'machine',
+      resourceId: vm.machineId,
       runningOperationId: first.operationId,
       runningType: 'power',
     });

@@ -14,7 +14,7 @@ import {
   machineListSql,
   type MachineListParams,
 } from '../../../src/api/machine-list';
-import { loadPrincipal, machineScope, type Principal } from '../../../src/api/permissions';
+import { isAdmin, loadPrincipal, managedDepartments, type Principal } from '../../../src/api/permissions';
 import { Host } from '../../../src/entities/host';
 import { Machine } from '../../../src/entities/machine';
 import { type User } from '../../../src/entities/user';
@@ -175,11 +175,19 @@ describe('GET /api/machines: index-ordered reads for every scope', () => {
     await ds?.destroy();
   });
 
-  /** Every id the caller may see under the filters, newest first: the plain OR-scoped query. */
+  /**
+   * Every id the caller may see under the filters, newest first: the plain OR-scoped query (the rule as
+   * written: admins all; others their own machines and those of the departments they manage).
+   */
   async function reference(p: Principal, q: MachineListParams): Promise<string[]> {
     const qb = ds.getRepository(Machine).createQueryBuilder('m').select(['m.id']);
-    const scope = machineScope(p);
-    if (scope) qb.where(scope.where, scope.params);
+    if (!isAdmin(p)) {
+      const managed = managedDepartments(p);
+      qb.where(managed.length ? '(m.ownerId = :me OR m.departmentId IN (:...managed))' : 'm.ownerId = :me', {
+        me: p.id,
+        managed,
+      });
+    }
     if (q.status) qb.andWhere('m.status = :status', { status: q.status });
     if (q.department) qb.andWhere('m.departmentId = :d', { d: q.department });
     if (q.owner) qb.andWhere('m.ownerId = :o', { o: q.owner });

@@ -8,7 +8,6 @@ import {
   canOperateMachine,
   canSeeEvent,
   canViewMachine,
-  machineScope,
   roomsForEvent,
   roomsForPrincipal,
   type EventRoute,
@@ -41,12 +40,6 @@ describe('permissions', () => {
     expect(canCreateMachine(manager, 'A', 'peer')).toBe(true);
     expect(canCreateMachine(managerB, 'A', 'peer')).toBe(false);
     expect(canCreateMachine(admin, 'Z', 'peer')).toBe(true);
-  });
-
-  it('scopes machine queries', () => {
-    expect(machineScope(admin)).toBeNull();
-    expect(machineScope(owner)).toEqual({ where: 'm.ownerId = :scopeMe', params: { scopeMe: 'owner' } });
-    expect(machineScope(manager)!.params).toEqual({ scopeMe: 'manager', scopeManaged: ['A'] });
   });
 
   it('rooms deliver an event to exactly those who may see it (and VM events never to plain members)', () => {
