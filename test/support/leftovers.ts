@@ -1,8 +1,11 @@
 /** Reads what a machine left behind in libvirt and the database: the proof that a saga cleaned up. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { type DataSource } from 'typeorm';
 import { Machine } from '../../src/entities/machine';
 import { isLibvirtError } from '../../src/libvirt/errors';
 import { type LibvirtProvider } from '../../src/libvirt/provider';
+import { parsePoolXml } from '../../src/libvirt/xml';
 import { libvirtNames } from '../../src/workflows/shared';
 import { TEST_POOL } from './stack';
 
@@ -32,13 +35,18 @@ export async function tracesOf(
 ): Promise<Traces> {
   const conn = await deps.libvirt.get();
   const pool = await conn.lookupPoolByName(TEST_POOL);
-  await pool.refresh();
+  // Both what libvirt knows and what is on disk, without a pool refresh: a refresh fails while another
+  // run on this machine copies a volume in the same pool ("asynchronous jobs running").
+  const poolPath = parsePoolXml(await pool.getXML()).path;
+  const volumeName = libvirtNames.volume(machineId);
   const filter = libvirtNames.vmFilter(machineId);
   let bindings = 0;
   for (const b of await conn.listAllNWFilterBindings()) if ((await b.getFilterName()) === filter) bindings++;
   return {
     domain: await exists(() => conn.lookupDomainByName(libvirtNames.domain(machineId))),
-    volume: await exists(() => pool.lookupVolumeByName(libvirtNames.volume(machineId))),
+    volume:
+      (await exists(() => pool.lookupVolumeByName(volumeName))) ||
+      (poolPath !== undefined && existsSync(path.join(poolPath, volumeName))),
     vmFilter: await exists(() => conn.lookupNWFilterByName(filter)),
     bindings,
     row: await deps.dataSource.getRepository(Machine).findOne({ where: { id: machineId } }),
