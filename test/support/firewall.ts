@@ -174,6 +174,17 @@ export async function bootFromNetwork(libvirt: LibvirtProvider, machineId: strin
     boot.setAttribute('order', '2');
     iface.appendChild(boot);
   }
+  // The guest's address, given to its filter: libvirt then instantiates the whole filter when the domain
+  // starts, instead of in its IP-learning thread after snooping the lease. That thread's re-instantiation
+  // failed here once on ebtables-nft ("RULE_DELETE failed … J-vnetN-mac" in libvirtd.log) and never
+  // retried, leaving the tap without its iptables rules. Outside the DHCP range; unique per machine.
+  const filterref = iface.getElementsByTagName('filterref')[0];
+  if (filterref && filterref.getElementsByTagName('parameter').length === 0) {
+    const param = root.ownerDocument!.createElement('parameter');
+    param.setAttribute('name', 'IP');
+    param.setAttribute('value', `10.250.0.${2 + (parseInt(machineId.slice(0, 4), 16) % 90)}`);
+    filterref.appendChild(param);
+  }
   await conn.defineDomain(serialize(root));
 }
 
