@@ -1,5 +1,5 @@
-import { db, hostActivities, hostUndo, markMachineStatus, runMachineOperation } from './saga';
-import { HARDWARE_FROM, type ChangeMachineNetworkInput, type MachineOperationResult } from './shared';
+import { db, markHardwareUpdating, runMachineOperation } from './saga';
+import type { ChangeMachineNetworkInput, MachineOperationResult } from './shared';
 
 /**
  * Moves a machine's NIC to another network (a machine operation: workflow id `vm-<machineId>`). The
@@ -16,16 +16,9 @@ export async function changeMachineNetwork(
     const { machine: m, network } = await saga.step('validate', () => db.planMachineNetwork(input));
     if (m.networkName === network.internalName)
       return { machineId, status: m.status, outcome: 'noop' as const };
-    const host = hostActivities(m.hostName);
-    const undo = hostUndo(m.hostName);
     const base = { operationId, actorId, machineId };
-    const previous = m.status;
-    await markMachineStatus(saga, {
-      base,
-      status: 'updating',
-      from: HARDWARE_FROM,
-      previous,
-      restore: { networkName: m.networkName },
+    const { previous, host, undo } = await markHardwareUpdating(saga, base, m, {
+      networkName: m.networkName,
     });
     const nic = { internalName: m.internalName, machineId, mac: m.macAddress };
     const moved = await saga.step(

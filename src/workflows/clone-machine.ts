@@ -1,4 +1,4 @@
-import { provisionMachine } from './provision';
+import { provisionMachine, recordMachine } from './provision';
 import { db, dbUndo, failureMessage, runMachineOperation } from './saga';
 import { type CloneMachineInput, type MachineOperationResult } from './shared';
 
@@ -27,21 +27,12 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
             onlyIfHeldBy: input.operationId,
           }),
       );
-      await saga.step('record', () =>
-        db.insertMachine({
-          operationId: input.operationId,
-          actorId: input.actorId,
-          machineId: input.machineId,
-          name: input.name,
-          ownerId: input.ownerId,
-          departmentId: source.departmentId,
-          templateId: source.templateId,
-          hostName: plan.host.name,
-          plan,
-          sourceMachineId: source.id,
-          linkedClone: input.linked,
-        }),
-      );
+      await recordMachine(saga, input, plan, {
+        departmentId: source.departmentId,
+        templateId: source.templateId,
+        sourceMachineId: source.id,
+        linkedClone: input.linked,
+      });
       const {
         diskPath: path,
         uuid,

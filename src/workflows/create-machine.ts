@@ -1,4 +1,4 @@
-import { provisionMachine } from './provision';
+import { provisionMachine, recordMachine } from './provision';
 import { db, dbUndo, failureMessage, hostActivities, hostUndo, runOperation } from './saga';
 import { type CreateMachineInput, type MachineOperationResult } from './shared';
 
@@ -17,20 +17,11 @@ export async function createMachine(input: CreateMachineInput): Promise<MachineO
     async (saga) => {
       const plan = await saga.step('validate', () => db.planCreate(input));
       const host = hostActivities(plan.host.name);
-      await saga.step('record', () =>
-        db.insertMachine({
-          operationId: input.operationId,
-          actorId: input.actorId,
-          machineId: input.machineId,
-          name: input.name,
-          ownerId: input.ownerId,
-          departmentId: input.departmentId,
-          templateId: input.templateId,
-          hostName: plan.host.name,
-          plan,
-          guestSecrets: input.guestSecrets,
-        }),
-      );
+      await recordMachine(saga, input, plan, {
+        departmentId: input.departmentId,
+        templateId: input.templateId,
+        guestSecrets: input.guestSecrets,
+      });
       const { diskPath: path, uuid, mac, domainRef } = await provisionMachine(saga, { ...input, plan });
       if (input.start) {
         await saga.step(

@@ -1,4 +1,4 @@
-import { db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
+import { activateNetwork, db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
 import { type CreateNetworkInput, type NetworkOperationResult } from './shared';
 
 /**
@@ -41,18 +41,13 @@ export async function createNetwork(input: CreateNetworkInput): Promise<NetworkO
     );
     // The undefine above also drops autostart: this step needs no undo of its own.
     await saga.step('autostart', () => host.setNetworkAutostart({ ...ref, on: true }));
-    await saga.step('finalize', () =>
-      db.setNetworkStatus({
-        operationId,
-        actorId,
-        networkId,
-        status: 'active',
-        from: ['creating'],
-        action: 'create',
-      }),
-    );
-    // The hold ends last: until here the undo of `record` can tell this operation's row apart.
-    await release();
+    await activateNetwork(saga, release, {
+      operationId,
+      actorId,
+      networkId,
+      from: ['creating'],
+      action: 'create',
+    });
     return { networkId, status: 'active' };
   });
 }

@@ -1,7 +1,37 @@
 import { patched } from '@temporalio/workflow';
 import type { CreatePlan } from '../activities/db';
-import { hostActivities, hostUndo, longRunningActivity, type Saga } from './saga';
+import { db, hostActivities, hostUndo, longRunningActivity, type Saga } from './saga';
 import { libvirtNames } from './shared';
+
+type InsertMachine = Parameters<typeof db.insertMachine>[0];
+
+/**
+ * The `record` step of createMachine and cloneMachine: the new machine's row, `creating`, on the planned
+ * host (no undo of its own: the operation's end decides what a failed or cancelled operation leaves of the row).
+ */
+export async function recordMachine(
+  saga: Saga,
+  input: Pick<InsertMachine, 'operationId' | 'actorId' | 'machineId' | 'name' | 'ownerId'>,
+  plan: CreatePlan,
+  row: Omit<
+    InsertMachine,
+    'operationId' | 'actorId' | 'machineId' | 'name' | 'ownerId' | 'hostName' | 'plan'
+  >,
+): Promise<void> {
+  const { operationId, actorId, machineId, name, ownerId } = input;
+  await saga.step('record', () =>
+    db.insertMachine({
+      operationId,
+      actorId,
+      machineId,
+      name,
+      ownerId,
+      hostName: plan.host.name,
+      plan,
+      ...row,
+    }),
+  );
+}
 
 /** What {@link provisionMachine} made. */
 export interface Provisioned {

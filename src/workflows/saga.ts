@@ -18,7 +18,14 @@ import type { NwfilterActivities } from '../activities/nwfilter';
 import type { StorageActivities } from '../activities/storage';
 import type { MachineStatus } from '../entities/machine-status';
 import type { OperationResource, OperationType } from '../entities/operation';
-import { FailureType, hostTaskQueue, progressQuery, type OperationContext, type StepRecord } from './shared';
+import {
+  FailureType,
+  HARDWARE_FROM,
+  hostTaskQueue,
+  progressQuery,
+  type OperationContext,
+  type StepRecord,
+} from './shared';
 
 // Activity-option presets, named by latency.
 /** Database and event writes on the control queue: short, retried with backoff. */
@@ -355,4 +362,34 @@ export async function markMachineStatus(saga: Saga, step: MarkStatusStep): Promi
         ...(restore ? { fields: restore } : {}),
       }),
   );
+}
+
+/**
+ * The first step of a change to an existing machine's hardware or NIC: mark it `updating` (from one of
+ * {@link HARDWARE_FROM}), with `restore` put back by the undo. Gives the status it had and the activities
+ * of its host.
+ */
+export async function markHardwareUpdating(
+  saga: Saga,
+  base: MarkStatusStep['base'],
+  machine: { status: MachineStatus; hostName: string },
+  restore: MarkStatusStep['restore'],
+) {
+  const previous = machine.status;
+  await markMachineStatus(saga, { base, status: 'updating', from: HARDWARE_FROM, previous, restore });
+  return { previous, host: hostActivities(machine.hostName), undo: hostUndo(machine.hostName) };
+}
+
+/**
+ * The end of a network operation that leaves the network `active`: the `finalize` write (from one of
+ * `write.from`, with its fields and event), then the hold ends, last: until then the undo of the row's
+ * first step can tell this operation's row apart.
+ */
+export async function activateNetwork(
+  saga: Saga,
+  release: () => Promise<void>,
+  write: Omit<Parameters<ControlActivities['setNetworkStatus']>[0], 'status'>,
+): Promise<void> {
+  await saga.step('finalize', () => db.setNetworkStatus({ ...write, status: 'active' }));
+  await release();
 }

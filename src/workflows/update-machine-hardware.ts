@@ -1,5 +1,5 @@
-import { db, dbUndo, hostActivities, hostUndo, markMachineStatus, runMachineOperation } from './saga';
-import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, libvirtNames } from './shared';
+import { db, dbUndo, markHardwareUpdating, runMachineOperation } from './saga';
+import { type MachineOperationResult, type UpdateHardwareInput, libvirtNames } from './shared';
 
 /**
  * Changes vCPUs, memory and disk size. Validated against the host's capacity; what libvirt can apply
@@ -11,18 +11,13 @@ import { HARDWARE_FROM, type MachineOperationResult, type UpdateHardwareInput, l
 export async function updateMachineHardware(input: UpdateHardwareInput): Promise<MachineOperationResult> {
   return runMachineOperation('update_hardware', input, async (saga) => {
     const m = await saga.step('validate', () => db.planHardware(input));
-    const host = hostActivities(m.hostName);
-    const undo = hostUndo(m.hostName);
     const ref = { internalName: m.internalName, machineId: m.id };
     const base = { operationId: input.operationId, actorId: input.actorId, machineId: m.id };
-    const previous = m.status;
-    await markMachineStatus(saga, {
-      base,
-      status: 'updating',
-      from: HARDWARE_FROM,
-      previous,
-      // Back to what it was, but the disk size: a grown disk cannot shrink (the growDisk undo records it).
-      restore: { cpu: m.cpu, memoryMiB: m.memoryMiB, pendingHardware: m.pendingHardware },
+    // Back to what it was, but the disk size: a grown disk cannot shrink (the growDisk undo records it).
+    const { previous, host, undo } = await markHardwareUpdating(saga, base, m, {
+      cpu: m.cpu,
+      memoryMiB: m.memoryMiB,
+      pendingHardware: m.pendingHardware,
     });
     const wantsCpuOrMemory = input.cpu !== undefined || input.memoryMiB !== undefined;
     const before = wantsCpuOrMemory ? await host.getDomainHardware(ref) : null;

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
+import { activateNetwork, db, dbUndo, hostActivities, hostUndo, runNetworkOperation } from './saga';
 import { FailureType, type NetworkOperationResult, type UpdateNetworkInput } from './shared';
 
 /**
@@ -102,25 +102,21 @@ export async function updateNetwork(input: UpdateNetworkInput): Promise<NetworkO
       }
     }
     const next = plan.next;
-    await saga.step('finalize', () =>
-      db.setNetworkStatus({
-        operationId,
-        actorId,
-        networkId,
-        status: 'active',
-        from: ['updating'],
-        fields: {
-          cidr: next.cidr,
-          gateway: next.gateway,
-          dhcpStart: next.dhcpStart,
-          dhcpEnd: next.dhcpEnd,
-          staticHosts: next.staticHosts,
-          bandwidth: next.bandwidth,
-          qosApplied: next.bandwidth !== null,
-        },
-      }),
-    );
-    await release();
+    await activateNetwork(saga, release, {
+      operationId,
+      actorId,
+      networkId,
+      from: ['updating'],
+      fields: {
+        cidr: next.cidr,
+        gateway: next.gateway,
+        dhcpStart: next.dhcpStart,
+        dhcpEnd: next.dhcpEnd,
+        staticHosts: next.staticHosts,
+        bandwidth: next.bandwidth,
+        qosApplied: next.bandwidth !== null,
+      },
+    });
     return { networkId, status: 'active', applied: plan.redefine.length ? 'redefined' : 'live' };
   });
 }
