@@ -3,11 +3,11 @@
  * row (insert, status, department, delete) with its `vms:<action>` event. Part of {@link createDbActivities}.
  */
 import { randomUUID } from 'node:crypto';
-import { type EntityManager, IsNull, Not } from 'typeorm';
+import { type DataSource, type EntityManager, IsNull, Not } from 'typeorm';
 import { Department } from '../entities/department';
 import { FirewallFilter, FirewallRule, ServiceSetting } from '../entities/firewall';
 import { Host } from '../entities/host';
-import { Machine } from '../entities/machine';
+import { type GuestAgentState, Machine } from '../entities/machine';
 import { canTransition, type MachineStatus } from '../entities/machine-status';
 import { ensureVmFilterRow, includeNames } from '../firewall/load';
 import { FailureType, type SealedSecretRef } from '../workflows/shared';
@@ -65,6 +65,8 @@ export async function loadMachineView(m: EntityManager, machineId: string): Prom
     libvirtUuid: row.libvirtUuid,
     currentOperationId: row.currentOperationId,
     pendingHardware: row.pendingHardware,
+    ipAddresses: row.ipAddresses ?? [],
+    guestAgent: row.guestAgent,
     filterIncludes: filter ? await includeNames(m, filter.includes ?? []) : [],
   };
 }
@@ -133,6 +135,8 @@ export function publicMachine(v: MachineView): Record<string, unknown> {
     linkedClone: v.linkedClone,
     sourceMachineId: v.sourceMachineId,
     pendingHardware: v.pendingHardware,
+    ipAddresses: v.ipAddresses,
+    guestAgent: v.guestAgent,
     currentOperationId: v.currentOperationId,
   };
 }
@@ -162,6 +166,42 @@ export function machineEvent(
     ownerId: view.ownerId,
     departmentId: e.departmentId ?? view.departmentId,
     dedupeKey: e.dedupeKey,
+  });
+}
+
+/**
+ * Records what the host sees of a guest (host-sync, not workflows): its addresses and whether its guest
+ * agent is connected. Writes, and emits `vms:update`, only when something changed; a machine that is
+ * gone or held by an operation that is destroying it is left alone.
+ */
+export async function setGuestInfo(
+  dataSource: DataSource,
+  input: {
+    machineId: string;
+    ipAddresses: string[];
+    guestAgent: GuestAgentState;
+  },
+): Promise<boolean> {
+  const same = (row: Machine) =>
+    row.guestAgent === input.guestAgent &&
+    JSON.stringify(row.ipAddresses ?? []) === JSON.stringify(input.ipAddresses);
+  // Nearly every refresh changes nothing: read without a lock first.
+  const seen = await dataSource.getRepository(Machine).findOneBy({ id: input.machineId });
+  if (!seen || same(seen)) return false;
+  return dataSource.transaction(async (m) => {
+    const row = await m.findOne(Machine, {
+      where: { id: input.machineId },
+      lock: { mode: 'pessimistic_write' },
+    });
+    if (!row || row.status === 'destroying' || same(row)) return false;
+    await m.update(Machine, { id: row.id }, { ipAddresses: input.ipAddresses, guestAgent: input.guestAgent });
+    const view = (await loadMachineView(m, row.id))!;
+    await machineEvent(m, view, 'update', {
+      actorId: null,
+      dedupeKey: `guest:${row.id}:${randomUUID()}`,
+      payload: { guest: { ipAddresses: input.ipAddresses, guestAgent: input.guestAgent } },
+    });
+    return true;
   });
 }
 

@@ -1,6 +1,6 @@
 /** The types the database activities share: their deps, and what they hand to workflows. */
 import { type DataSource } from 'typeorm';
-import { type PendingHardware } from '../entities/machine';
+import { type GuestAgentState, type PendingHardware } from '../entities/machine';
 import { type MachineStatus } from '../entities/machine-status';
 import { type FilterSpec } from '../libvirt/xml';
 
@@ -34,6 +34,10 @@ export interface MachineView {
   libvirtUuid: string | null;
   currentOperationId: string | null;
   pendingHardware: PendingHardware | null;
+  /** The guest's IP addresses as last seen (guest agent, else DHCP lease). */
+  ipAddresses: string[];
+  /** Whether the guest's QEMU guest agent is connected. */
+  guestAgent: GuestAgentState;
   /** libvirt names of the custom filters its VM filter includes (absent in runs recorded before the firewall). */
   filterIncludes?: string[];
 }

@@ -335,6 +335,12 @@ export const MachineSchema = z
       .nullable(),
     currentOperationId: z.string().nullable(),
     lastError: z.string().nullable(),
+    ipAddresses: z
+      .array(z.string())
+      .openapi({ description: "the guest's addresses: from its guest agent, else from its DHCP lease" }),
+    guestAgent: z
+      .enum(['connected', 'absent'])
+      .openapi({ description: "whether the guest's QEMU guest agent is connected" }),
     createdAt: isoDate.nullable(),
     updatedAt: isoDate.nullable(),
   })

@@ -79,6 +79,8 @@ export function machineView(m: Omit<Machine, 'guestSecrets'> & { hostName?: stri
     pendingHardware: m.pendingHardware,
     currentOperationId: m.currentOperationId,
     lastError: m.lastError,
+    ipAddresses: m.ipAddresses ?? [],
+    guestAgent: m.guestAgent ?? 'absent',
     createdAt: iso(m.createdAt),
     updatedAt: iso(m.updatedAt),
   };

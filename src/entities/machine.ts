@@ -11,6 +11,9 @@ export interface PendingHardware {
  * A virtual machine. `internalName` is its libvirt domain name (vmflow-<id>): the user's `name` reaches
  * libvirt only as the domain's title, through the XML builder.
  */
+/** Whether a guest's QEMU guest agent answers its channel. */
+export type GuestAgentState = 'connected' | 'absent';
+
 @Entity('machine')
 @Index(['departmentId', 'name'], { unique: true })
 @Index(['createdAt', 'id'])
@@ -44,6 +47,10 @@ export class Machine {
   @Column('char', { length: 36, nullable: true }) currentOperationId!: string | null;
   /** The user's guest password / product key, sealed (src/secrets.ts); never selected by default. */
   @Column('json', { select: false, nullable: true }) guestSecrets!: Record<string, string> | null;
+  /** The guest's IP addresses as the host last saw them (guest agent, else DHCP lease); null: never seen. */
+  @Column('json', { nullable: true }) ipAddresses!: string[] | null;
+  /** Whether the QEMU guest agent in the guest is connected (host-sync reads libvirt's channel state). */
+  @Column('varchar', { length: 9, default: 'absent' }) guestAgent!: GuestAgentState;
   @CreateDateColumn({ precision: 3, default: () => 'CURRENT_TIMESTAMP(3)' }) createdAt!: Date;
   @UpdateDateColumn({ precision: 3, default: () => 'CURRENT_TIMESTAMP(3)', onUpdate: 'CURRENT_TIMESTAMP(3)' })
   updatedAt!: Date;

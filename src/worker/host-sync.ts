@@ -6,6 +6,7 @@
  */
 import { type DataSource } from 'typeorm';
 import { createDbActivities, registerHost } from '../activities/db';
+import { setGuestInfo } from '../activities/db-machines';
 import { type Config } from '../config';
 import { type Host } from '../entities/host';
 import { Machine } from '../entities/machine';
@@ -13,6 +14,7 @@ import { type MachineStatus } from '../entities/machine-status';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { probeQos } from '../networks/qos';
+import { type GuestInfo, readGuestInfo } from './guest-info';
 
 interface SyncDeps {
   libvirt: LibvirtProvider;
@@ -88,8 +90,8 @@ export async function registerThisHost(deps: SyncDeps, config: Config): Promise<
 export async function startHypervisorWatch(
   deps: SyncDeps,
   hostId: string,
-  opts: { intervalMs?: number } = {},
-): Promise<{ stop(): Promise<void>; reconcile(): Promise<number> }> {
+  opts: { intervalMs?: number; guestIntervalMs?: number } = {},
+): Promise<{ stop(): Promise<void>; reconcile(): Promise<number>; refreshGuests(): Promise<number> }> {
   const db = createDbActivities({ dataSource: deps.dataSource });
   let seq = 0;
   const apply = async (machineId: string, target: { status: MachineStatus }, why: string) => {
@@ -132,6 +134,28 @@ export async function startHypervisorWatch(
     return changed;
   };
 
+  /**
+   * Guest agent state and addresses of this host's machines (src/worker/guest-info.ts): read from libvirt
+   * for running ones; a machine that is not running has no agent and no address. Writes only changes.
+   */
+  const refreshGuests = async (): Promise<number> => {
+    const conn = await deps.libvirt.get();
+    const machines = await deps.dataSource.getRepository(Machine).find({ where: { hostId } });
+    let changed = 0;
+    for (const m of machines) {
+      let info: GuestInfo = { guestAgent: 'absent', ipAddresses: [] };
+      if (m.status === 'running') {
+        try {
+          info = await readGuestInfo(await conn.lookupDomainByName(m.internalName));
+        } catch (e) {
+          if (!isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) throw e;
+        }
+      }
+      if (await setGuestInfo(deps.dataSource, { machineId: m.id, ...info })) changed++;
+    }
+    return changed;
+  };
+
   const conn = await deps.libvirt.get();
   let queue: Promise<void> = Promise.resolve();
   const unsubscribe = await conn.onDomainLifecycle((ev) => {
@@ -146,10 +170,21 @@ export async function startHypervisorWatch(
     reconcile().catch((err) => console.warn(`host-sync: reconcile failed: ${(err as Error).message}`));
   }, opts.intervalMs ?? 60_000);
   timer.unref();
+  let refreshing = false;
+  const guestTimer = setInterval(() => {
+    if (refreshing) return; // a slow libvirt: never two refreshes at once
+    refreshing = true;
+    refreshGuests()
+      .catch((err) => console.warn(`host-sync: guest refresh failed: ${(err as Error).message}`))
+      .finally(() => (refreshing = false));
+  }, opts.guestIntervalMs ?? 5_000);
+  guestTimer.unref();
   return {
     reconcile,
+    refreshGuests,
     async stop() {
       clearInterval(timer);
+      clearInterval(guestTimer);
       await unsubscribe().catch(() => undefined);
       await queue;
     },

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { migrateDatabase } from '../../src/entities/migrate';
+import { bundleWorkflowsNow, WORKFLOW_BUNDLE_ENV } from './temporal';
 import { startDevServer } from './temporal-server';
 
 /** One file per running test run: {owner (jest pid), server (dev server pid)}. */
@@ -25,6 +26,10 @@ function reapOrphans(): void {
   if (!existsSync(runsDir)) return;
   for (const f of readdirSync(runsDir)) {
     const file = path.join(runsDir, f);
+    if (f.endsWith('.workflows.js')) {
+      if (!alive(Number.parseInt(f, 10))) rmSync(file, { force: true });
+      continue;
+    }
     try {
       const run = JSON.parse(readFileSync(file, 'utf8')) as { owner: number; server: number };
       if (alive(run.owner)) continue;
@@ -42,6 +47,11 @@ export default async function globalSetup(): Promise<void> {
   process.env.LIBVIRT_URI ??= 'qemu:///system';
   process.env.DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/vmflow_test';
   await migrateDatabase(process.env.DATABASE_URL);
+  // One bundle of src/workflows for every file of this run (removed by the tear-down, or by the next
+  // run's reaping when this one died).
+  const bundleFile = path.join(runsDir, `${process.pid}.workflows.js`);
+  writeFileSync(bundleFile, (await bundleWorkflowsNow()).code);
+  process.env[WORKFLOW_BUNDLE_ENV] = bundleFile;
   if (!process.env.TEST_TEMPORAL_ADDRESS) {
     reapOrphans();
     const server = await startDevServer({

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 export default async function globalTeardown(): Promise<void> {
+  rmSync(path.resolve(__dirname, `../../.vmflow/test-runs/${process.pid}.workflows.js`), { force: true });
   const file = path.resolve(__dirname, `../../.vmflow/test-runs/${process.pid}.json`);
   if (!existsSync(file)) return;
   const { server } = JSON.parse(readFileSync(file, 'utf8')) as { server: number };

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { type TestWorkflowEnvironment } from '@temporalio/testing';
-import { type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { type Worker, type WorkflowBundle } from '@temporalio/worker';
 import { type DataSource } from 'typeorm';
 import { registerHost } from '../../src/activities/db';
 import { ArmedFaults, type FaultInjector } from '../../src/activities/faults';
@@ -72,7 +72,7 @@ export interface Stack {
   secrets: SecretBox;
   faults: ArmedFaults;
   hostName: string;
-  bundle: WorkflowBundleWithSourceMap;
+  bundle: WorkflowBundle;
   /** Starts (or restarts) the workers. */
   startWorkers(): Promise<void>;
   /** Stops the workers (as a crash would, but gracefully). */

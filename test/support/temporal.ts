@@ -1,7 +1,8 @@
 /** Shared helpers for suites that talk to the test Temporal dev server. */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 
 /** Connects to the dev server started by the global set-up. */
 export function connectTestEnv(): Promise<TestWorkflowEnvironment> {
@@ -10,8 +11,22 @@ export function connectTestEnv(): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createFromExistingServer({ address, namespace: 'default' });
 }
 
-/** Bundles src/workflows once (call in beforeAll, once per file). */
-export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+/** The file the global set-up writes the run's one bundle of src/workflows to (see bundleWorkflows). */
+export const WORKFLOW_BUNDLE_ENV = 'VMFLOW_TEST_WORKFLOW_BUNDLE';
+
+/**
+ * src/workflows bundled (call in beforeAll, once per file). Within a jest run, the bundle the global
+ * set-up made once for the whole run: bundling (webpack, and loading webpack into each test file's module
+ * registry) would otherwise cost every file that starts a worker or replays a history.
+ */
+export async function bundleWorkflows(): Promise<WorkflowBundle> {
+  const file = process.env[WORKFLOW_BUNDLE_ENV];
+  if (file) return { code: await readFile(file, 'utf8') };
+  return bundleWorkflowsNow();
+}
+
+/** Bundles src/workflows now (webpack). */
+export function bundleWorkflowsNow(): Promise<WorkflowBundle> {
   return bundleWorkflowCode({
     workflowsPath: path.resolve(__dirname, '../../src/workflows'),
     logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never,

@@ -15,7 +15,7 @@ import {
   type LogMetadata,
   Runtime,
   Worker,
-  type WorkflowBundleWithSourceMap,
+  type WorkflowBundle,
 } from '@temporalio/worker';
 import type * as workflows from '../../src/workflows';
 import { CONTROL_TASK_QUEUE, type OperationContext, hostTaskQueue } from '../../src/workflows/shared';
@@ -159,7 +159,7 @@ export class WorkflowHarness {
 
   private constructor(
     readonly env: TestWorkflowEnvironment,
-    readonly bundle: WorkflowBundleWithSourceMap,
+    readonly bundle: WorkflowBundle,
     readonly logger: CollectingLogger,
   ) {}
 

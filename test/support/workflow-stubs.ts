@@ -145,6 +145,8 @@ export function machineFixture(
     libvirtUuid: `uuid-${id}`,
     currentOperationId: null,
     pendingHardware: null,
+    ipAddresses: [],
+    guestAgent: 'absent',
     ...overrides,
   };
 }

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { type WorkflowName, installLogger } from '../support/workflow-harness';
 import { historyFromJsonValue } from '../support/workflow-history';
@@ -35,7 +35,7 @@ const everyWorkflowListed: [Unlisted] extends [never] ? true : Unlisted = true;
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');
 
-let bundle: WorkflowBundleWithSourceMap;
+let bundle: WorkflowBundle;
 beforeAll(async () => {
   installLogger();
   if (process.env.RECORD_HISTORIES === '1') {

@@ -97,6 +97,8 @@ function creatingMachine(
     pendingHardware: null,
     currentOperationId: operationId,
     lastError: null,
+    ipAddresses: [],
+    guestAgent: 'absent',
     createdAt: null,
     updatedAt: null,
   };
