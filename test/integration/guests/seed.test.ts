@@ -10,10 +10,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { createSeedActivities, seedVolumeName, type WriteSeedInput } from '../../../src/activities/seed';
-import { type Connection, type StoragePool, type StorageVolume } from '../../../src/libvirt/connection';
+import {
+  type Connection,
+  type Domain,
+  type StoragePool,
+  type StorageVolume,
+} from '../../../src/libvirt/connection';
 import { isLibvirtError } from '../../../src/libvirt/errors';
 import { LibvirtProvider } from '../../../src/libvirt/provider';
-import { buildDomainXml } from '../../../src/libvirt/xml';
+import { buildDomainXml, buildVolumeXml, parseDomainXml, seedCdromDisk } from '../../../src/libvirt/xml';
 import { macFromId, SecretBox } from '../../../src/secrets';
 import { LIBVIRT_URI, domainType, removeDomain } from '../libvirt/support';
 import { TEST_POOL } from '../../support/stack';
@@ -242,26 +247,83 @@ describe('seed activities (real libvirtd)', () => {
     await faulty.close();
   });
 
-  it('a domain defines with the seed as a read-only CD-ROM (not booted)', async () => {
-    const id = randomUUID();
-    made.push(id);
-    const r = await seeds.writeSeed(input(id));
-    const dom = await conn.defineDomain(
-      buildDomainXml({
-        name: `vmflow-test-seed-${id.slice(0, 8)}`,
-        type: domainType(),
-        memoryMiB: 64,
-        vcpus: 1,
-        disks: [{ path: r.path, format: 'raw', target: 'hda', bus: 'ide', device: 'cdrom' }],
-        interfaces: [],
-      }),
-    );
-    try {
-      const xml = await dom.getXML();
-      expect(xml).toContain(`<source file='${r.path}'`);
-      expect(xml).toMatch(/<disk type='file' device='cdrom'>[\s\S]*<readonly\/>/);
-    } finally {
-      await removeDomain(dom);
-    }
-  });
+  it.each([
+    ['pc', 'bios'],
+    ['q35', 'efi'],
+  ] as const)(
+    'libvirt defines a %s/%s domain on a linked overlay with the seed CD-ROM, console, both agents and SMBIOS serial',
+    async (machine, firmware) => {
+      const id = randomUUID();
+      made.push(id);
+      const seed = await seeds.writeSeed(input(id));
+      const pool = await conn.lookupPoolByName(TEST_POOL);
+      const tag = `vmflow-test-seed-${id.slice(0, 8)}`;
+      const base = await pool.createVolume(
+        buildVolumeXml({ name: `${tag}-base.qcow2`, capacityBytes: 64 * 1024 ** 2, format: 'qcow2' }),
+      );
+      let overlay: StorageVolume | undefined;
+      let dom: Domain | undefined;
+      try {
+        const basePath = await base.getPath();
+        overlay = await pool.createVolume(
+          buildVolumeXml({
+            name: `${tag}-disk.qcow2`,
+            capacityBytes: 128 * 1024 ** 2,
+            format: 'qcow2',
+            backingStore: { path: basePath, format: 'qcow2' },
+          }),
+        );
+        const diskPath = await overlay.getPath();
+        dom = await conn.defineDomain(
+          buildDomainXml({
+            name: tag,
+            uuid: id,
+            type: domainType(),
+            machine,
+            firmware,
+            memoryMiB: 64,
+            vcpus: 1,
+            disks: [
+              {
+                path: diskPath,
+                format: 'qcow2',
+                target: 'vda',
+                bus: 'virtio',
+                boot: 1,
+                backingStore: { path: basePath, format: 'qcow2' },
+              },
+              seedCdromDisk(seed.path, machine),
+            ],
+            interfaces: [],
+            guestAgent: true,
+            vmflowAgent: true,
+            smbiosSerial: id,
+          }),
+        );
+        const parsed = parseDomainXml(await dom.getXML({ inactive: true }));
+        expect(parsed.uuid).toBe(id);
+        expect(parsed.smbiosSerial).toBe(id);
+        expect(parsed.firmware).toBe(firmware === 'efi' ? 'efi' : undefined);
+        expect(parsed.disks).toEqual([
+          expect.objectContaining({
+            path: diskPath,
+            format: 'qcow2',
+            backingStore: { path: basePath, format: 'qcow2' },
+          }),
+          expect.objectContaining({
+            path: seed.path,
+            format: 'raw',
+            device: 'cdrom',
+            readonly: true,
+            bus: machine === 'q35' ? 'sata' : 'ide',
+          }),
+        ]);
+        expect(parsed).toMatchObject({ guestAgent: true, vmflowAgent: true, serialConsole: true });
+      } finally {
+        await removeDomain(dom);
+        await overlay?.delete();
+        await base.delete();
+      }
+    },
+  );
 });
