@@ -13,7 +13,7 @@ need_root
 t0=$SECONDS
 
 APT_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils dnsmasq-base iptables ebtables
-  iproute2 libxml2-utils pkg-config python3 make g++ ca-certificates curl)
+  iproute2 libxml2-utils pkg-config python3 make g++ ca-certificates curl genisoimage)
 
 ensure_packages() {
   local missing=()

@@ -10,6 +10,7 @@ import { activityInterceptors } from './interceptors';
 import { createLibvirtActivities } from './libvirt';
 import { createNetworkActivities } from './network';
 import { createNwfilterActivities } from './nwfilter';
+import { createSeedActivities } from './seed';
 import { createStorageActivities } from './storage';
 
 /** Everything the activities of a process need; the worker builds it once. */
@@ -37,6 +38,7 @@ export function createHypervisorActivities(deps: ActivityDeps) {
     ...createStorageActivities(deps),
     ...createNwfilterActivities(deps),
     ...createNetworkActivities(deps),
+    ...createSeedActivities(deps),
   };
 }
 

@@ -1,10 +1,10 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { type StoragePool, type StorageVolume } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { buildVolumeXml } from '../libvirt/xml';
 import { FailureType } from '../workflows/shared';
 import { nullIfMissing } from './missing';
+import { activePool, findVolume } from './pools';
 import { withHeartbeat } from './retry';
 
 /** Dependencies of the storage activities. */
@@ -19,14 +19,7 @@ const GiB = 1024 ** 3;
  * from the machine id, so "create" means "create unless it is there" and "delete" means "delete if it is".
  */
 export function createStorageActivities({ libvirt }: StorageActivityDeps) {
-  async function pool(name: string): Promise<StoragePool> {
-    const conn = await libvirt.get();
-    const p = await conn.lookupPoolByName(name);
-    if (!(await p.isActive())) await p.create();
-    return p;
-  }
-  const findVolume = (p: StoragePool, name: string): Promise<StorageVolume | null> =>
-    nullIfMissing(LibvirtErrorCode.NO_STORAGE_VOL, () => p.lookupVolumeByName(name));
+  const pool = (name: string) => activePool(libvirt, name);
 
   return {
     /**

@@ -6,6 +6,16 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { MACHINE_STATUSES } from '../entities/machine-status';
+import {
+  GuestHostname,
+  GuestPassword,
+  GuestUsername,
+  ProductKey,
+  SSH_KEYS_MAX,
+  SshKeys,
+  USER_DATA_MAX_BYTES,
+  UserData,
+} from '../guests/provisioning';
 import { HARDWARE_LIMITS, MACHINE_NAME_MAX, POWER_ACTIONS } from '../workflows/shared';
 
 extendZodWithOpenApi(z);
@@ -194,18 +204,28 @@ export const CreateMachineBody = z
     ownerId: uuid()
       .optional()
       .openapi({ description: 'owner (default: the caller); managers and admins may create for a member' }),
-    guestPassword: z
-      .string()
-      .min(1)
-      .max(128)
-      .optional()
-      .openapi({ description: 'sealed before it leaves the API; never stored in clear' }),
-    productKey: z
-      .string()
-      .min(1)
-      .max(64)
-      .optional()
-      .openapi({ description: 'sealed before it leaves the API; never stored in clear' }),
+    guestPassword: GuestPassword.optional().openapi({
+      description: 'the older name of `password` (still accepted); sealed before it leaves the API',
+    }),
+    username: GuestUsername.optional().openapi({
+      description:
+        'user to create on first boot (Linux: a POSIX name, not a system account; Windows: a local administrator); checked against the image',
+    }),
+    password: GuestPassword.optional().openapi({
+      description: "the user's password; sealed before it leaves the API, never stored or recorded in clear",
+    }),
+    sshKeys: SshKeys.optional().openapi({
+      description: `OpenSSH public keys of the user (cloud-init images), at most ${SSH_KEYS_MAX}`,
+    }),
+    hostname: GuestHostname.optional().openapi({
+      description: 'guest host name, an RFC 1123 label; default: derived from the name',
+    }),
+    productKey: ProductKey.optional().openapi({
+      description: 'Windows product key (Windows images only); sealed before it leaves the API',
+    }),
+    userData: UserData.optional().openapi({
+      description: `extra cloud-config (a YAML mapping, at most ${USER_DATA_MAX_BYTES} bytes) merged into the seed; must not set users, passwords, SSH keys or the host name; sealed`,
+    }),
   })
   .openapi('CreateMachineRequest');
 /** PATCH /machines/:id/hardware. */
@@ -217,7 +237,13 @@ export const HardwareBody = z
   .openapi('HardwareRequest');
 /** POST /machines/:id/clone. */
 export const CloneBody = z
-  .strictObject({ name: MachineName, linked: z.boolean().optional() })
+  .strictObject({
+    name: MachineName,
+    linked: z.boolean().optional(),
+    hostname: GuestHostname.optional().openapi({
+      description: "the clone's guest host name, an RFC 1123 label; default: derived from its name",
+    }),
+  })
   .openapi('CloneRequest');
 /** POST /machines/:id/power. */
 export const PowerBody = z

@@ -74,6 +74,8 @@ export type NicModel = 'virtio' | 'e1000' | 'rtl8139';
 export type LifecycleAction = 'destroy' | 'restart' | 'preserve';
 /** Remote display protocol. */
 export type GraphicsType = 'vnc' | 'spice';
+/** Guest firmware. */
+export type DomainFirmware = 'bios' | 'efi';
 
 /** A file-backed disk or CD-ROM of a domain. */
 export interface DiskSpec {
@@ -91,6 +93,11 @@ export interface DiskSpec {
   readonly?: boolean;
   /** Boot order, 1 first; unique across all disks and interfaces. */
   boot?: number;
+  /**
+   * The base image of a qcow2 overlay (a linked disk on an OS image). Optional even then: libvirt reads
+   * the chain from the qcow2 header; giving it pins the base's format (no probing) in the definition.
+   */
+  backingStore?: { path: string; format: DiskFormat };
 }
 
 /** A network interface of a domain. */
@@ -153,6 +160,17 @@ export interface DomainSpec {
   arch?: 'x86_64';
   /** Machine type, e.g. `pc` or `q35`. */
   machine?: string;
+  /**
+   * Firmware: `bios` (SeaBIOS, the default) or `efi` (`<os firmware='efi'>`: libvirt picks an OVMF build
+   * from the firmware descriptors when the domain starts; Debian's `ovmf` package provides them).
+   */
+  firmware?: DomainFirmware;
+  /**
+   * SMBIOS system serial number (`<sysinfo type='smbios'>`, `<smbios mode='sysinfo'/>`): vmflow puts the
+   * machine id there, where an in-guest agent reads it (`/sys/class/dmi/id/product_serial`). The SMBIOS
+   * system UUID is the domain's `uuid`, which QEMU sets by itself.
+   */
+  smbiosSerial?: string;
   /** Current memory, MiB. */
   memoryMiB: number;
   /** Maximum memory (balloon ceiling), MiB; ≥ memoryMiB. Default memoryMiB. */
@@ -205,6 +223,8 @@ export interface ParsedDisk {
   readonly: boolean;
   /** Boot order, when set. */
   boot?: number;
+  /** The first backing image, when the definition (or live XML) names one. */
+  backingStore?: { path: string; format?: Known<DiskFormat> };
 }
 
 /** A NIC as read back from libvirt. */
@@ -259,6 +279,10 @@ export interface ParsedDomain {
   arch?: string;
   /** Machine type (libvirt expands `pc` to e.g. `pc-i440fx-7.2`). */
   machine?: string;
+  /** `<os firmware>`, when set. */
+  firmware?: Known<DomainFirmware>;
+  /** SMBIOS system serial, when the domain has `<sysinfo type='smbios'>` with one. */
+  smbiosSerial?: string;
   /** Current memory, MiB. */
   memoryMiB: number;
   /** Maximum memory, MiB. */
@@ -371,6 +395,15 @@ function validateDisk(value: unknown, f: string): DiskSpec {
     }
   }
   if (disk.boot !== undefined) assertInteger(disk.boot, prefixed(f, 'boot'), { min: 1, max: 1000 });
+  if (disk.backingStore !== undefined) {
+    const b = assertRecord(disk.backingStore, prefixed(f, 'backingStore'));
+    if (disk.format !== 'qcow2')
+      fail(prefixed(f, 'backingStore'), 'only a qcow2 disk can have a backing image');
+    if (device === 'cdrom') fail(prefixed(f, 'backingStore'), 'a cdrom has no backing image');
+    const base = assertAbsolutePath(b.path, prefixed(f, 'backingStore.path'));
+    if (base === disk.path) fail(prefixed(f, 'backingStore.path'), 'must not be the disk itself');
+    assertOneOf(b.format, ['qcow2', 'raw'] as const, prefixed(f, 'backingStore.format'));
+  }
   return disk as unknown as DiskSpec;
 }
 
@@ -456,6 +489,8 @@ export function validateDomainSpec(value: unknown): DomainSpec {
     if (!MACHINE_TYPE.test(m))
       fail('machine', `must be a machine type like 'pc' or 'q35', got ${describeValue(m)}`);
   }
+  if (spec.firmware !== undefined) assertOneOf(spec.firmware, ['bios', 'efi'] as const, 'firmware');
+  if (spec.smbiosSerial !== undefined) assertText(spec.smbiosSerial, 'smbiosSerial', { maxLength: 64 });
 
   const memory = assertPositiveInteger(spec.memoryMiB, 'memoryMiB', MAX_MEMORY_MIB);
   if (spec.maxMemoryMiB !== undefined) {
@@ -526,6 +561,8 @@ export function validateDomainSpec(value: unknown): DomainSpec {
     fail('onReboot', "libvirt's QEMU driver refuses onReboot 'destroy' together with onPoweroff 'restart'");
   }
   if (spec.clock !== undefined) assertOneOf(spec.clock, ['utc', 'localtime'] as const, 'clock');
+  if (spec.firmware === 'efi' && (spec.features as DomainFeatures | undefined)?.acpi === false)
+    fail('features.acpi', 'UEFI firmware needs ACPI on x86 (libvirt refuses efi without it)');
   if (spec.features !== undefined) {
     const feats = assertRecord(spec.features, 'features');
     for (const key of Object.keys(feats)) {
@@ -547,6 +584,11 @@ function fillDisk(el: Element, disk: DiskSpec): void {
   setAttrs(el, { type: 'file', device });
   addElement(el, 'driver', { name: 'qemu', type: disk.format });
   addElement(el, 'source', { file: disk.path });
+  if (disk.backingStore) {
+    const b = addElement(el, 'backingStore', { type: 'file' });
+    addElement(b, 'format', { type: disk.backingStore.format });
+    addElement(b, 'source', { file: disk.backingStore.path });
+  }
   addElement(el, 'target', { dev: disk.target, bus: disk.bus });
   if (disk.readonly || device === 'cdrom') addElement(el, 'readonly');
   if (disk.boot !== undefined) addElement(el, 'boot', { order: disk.boot });
@@ -623,8 +665,14 @@ export function buildDomainXml(spec: DomainSpec): string {
     maxVcpus,
   );
 
-  const os = addElement(root, 'os');
+  if (spec.smbiosSerial !== undefined) {
+    const system = addElement(addElement(root, 'sysinfo', { type: 'smbios' }), 'system');
+    addElement(system, 'entry', { name: 'serial' }, spec.smbiosSerial);
+  }
+
+  const os = addElement(root, 'os', { firmware: spec.firmware === 'efi' ? 'efi' : undefined });
   addElement(os, 'type', { arch: spec.arch ?? 'x86_64', machine: spec.machine }, 'hvm');
+  if (spec.smbiosSerial !== undefined) addElement(os, 'smbios', { mode: 'sysinfo' });
 
   const features = addElement(root, 'features');
   if (spec.features?.acpi !== false) addElement(features, 'acpi');
@@ -696,6 +744,12 @@ function parseDisk(el: Element): ParsedDisk {
   };
   const boot = intAttr(child(el, 'boot'), 'order', 'disk boot order');
   if (boot !== undefined) disk.boot = boot;
+  const backing = child(el, 'backingStore');
+  const backingPath = attr(descend(backing, 'source'), 'file');
+  if (backing && backingPath !== undefined) {
+    const format = attr(child(backing, 'format'), 'type');
+    disk.backingStore = format === undefined ? { path: backingPath } : { path: backingPath, format };
+  }
   return disk;
 }
 
@@ -806,6 +860,8 @@ export function parseDomainXml(xml: string): ParsedDomain {
     description: textOf(child(root, 'description')),
     arch: attr(descend(root, 'os', 'type'), 'arch'),
     machine: attr(descend(root, 'os', 'type'), 'machine'),
+    firmware: attr(child(root, 'os'), 'firmware'),
+    smbiosSerial: smbiosSerialOf(root),
     clock: attr(child(root, 'clock'), 'offset'),
     onPoweroff: childText(root, 'on_poweroff'),
     onReboot: childText(root, 'on_reboot'),
@@ -819,6 +875,17 @@ export function parseDomainXml(xml: string): ParsedDomain {
   return domain;
 }
 
+/** The SMBIOS system serial of `<sysinfo type='smbios'>`, if any. */
+function smbiosSerialOf(root: Element): string | undefined {
+  for (const info of children(root, 'sysinfo')) {
+    if (attr(info, 'type') !== 'smbios') continue;
+    const system = child(info, 'system');
+    const entry = system && children(system, 'entry').find((e) => attr(e, 'name') === 'serial');
+    if (entry) return textOf(entry);
+  }
+  return undefined;
+}
+
 /** Parses a single `<disk>` element (e.g. from `virsh dumpxml` filtering) into a {@link ParsedDisk}. */
 export function parseDiskDeviceXml(xml: string): ParsedDisk {
   return parseDisk(parseRoot(xml, 'disk'));
@@ -827,4 +894,14 @@ export function parseDiskDeviceXml(xml: string): ParsedDisk {
 /** Parses a single `<interface>` element into a {@link ParsedInterface}. */
 export function parseInterfaceDeviceXml(xml: string): ParsedInterface {
   return parseInterface(parseRoot(xml, 'interface'));
+}
+
+/**
+ * A first-boot seed ISO as a read-only CD-ROM: IDE (`hdc`) on the `pc` (i440fx) machine type, SATA
+ * (`sdz`, clear of data disks) on `q35`, which has no IDE bus.
+ */
+export function seedCdromDisk(path: string, machine?: string): DiskSpec {
+  return machine !== undefined && machine.includes('q35')
+    ? { path, format: 'raw', device: 'cdrom', bus: 'sata', target: 'sdz', readonly: true }
+    : { path, format: 'raw', device: 'cdrom', bus: 'ide', target: 'hdc', readonly: true };
 }

@@ -8,6 +8,7 @@ import {
   buildInterfaceDeviceXml,
   buildVmflowMetadataXml,
   parseDiskDeviceXml,
+  seedCdromDisk,
   parseDomainXml,
   parseInterfaceDeviceXml,
   type DiskSpec,
@@ -98,6 +99,7 @@ function expected(spec: DomainSpec): ParsedDomain {
       device: d.device ?? 'disk',
       readonly: d.readonly === true || d.device === 'cdrom',
       ...(d.boot !== undefined ? { boot: d.boot } : {}),
+      ...(d.backingStore ? { backingStore: d.backingStore } : {}),
     })),
     interfaces: spec.interfaces.map((i) => ({ ...i, model: i.model ?? 'virtio' })),
     guestAgent: spec.guestAgent === true,
@@ -115,6 +117,8 @@ function expected(spec: DomainSpec): ParsedDomain {
   if (spec.title !== undefined) out.title = spec.title;
   if (spec.description !== undefined) out.description = spec.description;
   if (spec.machine) out.machine = spec.machine;
+  if (spec.firmware === 'efi') out.firmware = 'efi';
+  if (spec.smbiosSerial !== undefined) out.smbiosSerial = spec.smbiosSerial;
   if (spec.graphics) {
     const g = spec.graphics;
     out.graphics = {
@@ -127,6 +131,28 @@ function expected(spec: DomainSpec): ParsedDomain {
   }
   return out;
 }
+
+/** A machine booted from an image: linked overlay, seed CD-ROM, console, both agents, SMBIOS serial. */
+const fromImage: DomainSpec = {
+  ...minimal,
+  name: 'vmflow-from-image',
+  uuid: UUID,
+  machine: 'pc',
+  disks: [
+    {
+      path: '/var/lib/vmflow/images/vmflow-1.qcow2',
+      format: 'qcow2',
+      target: 'vda',
+      bus: 'virtio',
+      boot: 1,
+      backingStore: { path: '/var/lib/vmflow/images/debian-12.qcow2', format: 'qcow2' },
+    },
+    seedCdromDisk('/var/lib/vmflow/images/vmflow-seed-1.iso', 'pc'),
+  ],
+  guestAgent: true,
+  vmflowAgent: true,
+  smbiosSerial: UUID,
+};
 
 const variants: Array<[string, DomainSpec]> = [
   ['minimal', minimal],
@@ -179,6 +205,18 @@ const variants: Array<[string, DomainSpec]> = [
       onReboot: 'restart',
     },
   ],
+  ['from an image (bios, pc)', fromImage],
+  [
+    'from an image (efi, q35)',
+    {
+      ...fromImage,
+      name: 'vmflow-from-image-efi',
+      machine: 'q35',
+      firmware: 'efi',
+      disks: [fromImage.disks[0]!, seedCdromDisk('/var/lib/vmflow/images/vmflow-seed-1.iso', 'q35')],
+      smbiosSerial: 'serial <&> "x"',
+    },
+  ],
 ];
 
 describe('buildDomainXml / parseDomainXml', () => {
@@ -227,6 +265,51 @@ describe('buildDomainXml / parseDomainXml', () => {
     expect(xml).toContain('<memballoon model="virtio"/>');
     expect(xml).toMatch(/<serial type="pty">\s*<target port="0"\/>/);
     expect(xml).not.toContain('<?xml');
+  });
+
+  it('emits the first-boot pieces: backing store, seed CD-ROM, SMBIOS serial, firmware', () => {
+    const xml = buildDomainXml(fromImage);
+    expect(xml).toMatch(
+      /<backingStore type="file">\s*<format type="qcow2"\/>\s*<source file="\/var\/lib\/vmflow\/images\/debian-12.qcow2"\/>/,
+    );
+    expect(xml).toMatch(
+      /<disk type="file" device="cdrom">[\s\S]*<target dev="hdc" bus="ide"\/>\s*<readonly\/>/,
+    );
+    expect(xml).toMatch(/<sysinfo type="smbios">\s*<system>\s*<entry name="serial">123e4567-/);
+    expect(xml).toContain('<smbios mode="sysinfo"/>');
+    expect(xml).not.toContain('firmware=');
+    expect(xml).toContain('<target type="virtio" name="org.qemu.guest_agent.0"/>');
+    expect(xml).toContain('<target type="virtio" name="org.vmflow.agent.0"/>');
+    expect(xml).toMatch(/<console type="pty">/);
+    expect(buildDomainXml({ ...fromImage, firmware: 'efi' })).toContain('<os firmware="efi">');
+    expect(buildDomainXml({ ...fromImage, firmware: 'bios' })).not.toContain('firmware=');
+    expect(seedCdromDisk('/s.iso', 'pc-q35-7.2')).toMatchObject({ bus: 'sata', target: 'sdz' });
+    expect(seedCdromDisk('/s.iso')).toMatchObject({ bus: 'ide', target: 'hdc' });
+  });
+
+  it('refuses a backing store on a raw disk or a CD-ROM, onto itself, and a bad firmware', () => {
+    const disk = fromImage.disks[0]!;
+    const withDisk = (d: DiskSpec) => () => buildDomainXml({ ...minimal, disks: [d] });
+    expectSpecError(withDisk({ ...disk, format: 'raw' }), 'disks[0].backingStore', /qcow2/);
+    expectSpecError(
+      withDisk({ ...disk, backingStore: { path: disk.path, format: 'qcow2' } }),
+      'disks[0].backingStore.path',
+    );
+    expectSpecError(
+      withDisk({ ...disk, backingStore: { path: 'rel.qcow2', format: 'qcow2' } }),
+      'disks[0].backingStore.path',
+    );
+    expectSpecError(
+      withDisk({ ...disk, backingStore: { path: '/b', format: 'vmdk' as 'raw' } }),
+      'disks[0].backingStore.format',
+    );
+    expectSpecError(() => buildDomainXml({ ...minimal, firmware: 'uefi' as 'efi' }), 'firmware');
+    expectSpecError(
+      () => buildDomainXml({ ...minimal, firmware: 'efi', features: { acpi: false } }),
+      'features.acpi',
+      /UEFI/,
+    );
+    expectSpecError(() => buildDomainXml({ ...minimal, smbiosSerial: 'a\nb' }), 'smbiosSerial');
   });
 
   it('defaults graphics to loopback and autoport', () => {
