@@ -4,8 +4,8 @@ import { type MigrationInterface, type QueryRunner } from 'typeorm';
  * What the host knows of a running guest (src/worker/guest-info.ts): its IP addresses (from the QEMU guest
  * agent, else from the network's DHCP leases) and whether its guest agent is connected.
  */
-export class GuestInfo1764525600000 implements MigrationInterface {
-  name = 'GuestInfo1764525600000';
+export class GuestInfo1764612000000 implements MigrationInterface {
+  name = 'GuestInfo1764612000000';
 
   public async up(q: QueryRunner): Promise<void> {
     await q.query(
