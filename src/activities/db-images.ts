@@ -8,7 +8,7 @@ import { Image, type ImageStatus } from '../entities/image';
 import { describeUsers, imageUsers, imageView } from '../images/queries';
 import { FailureType } from '../workflows/shared';
 import { currentWorkflowId, publishEvent } from './events';
-import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow } from './db-hold';
+import { assertFrom, heldByAnother, holdAfter, lockExisting, lockRow, releaseHold } from './db-hold';
 import { permanent } from './failures';
 
 /** Dependencies of the image database activities. */
@@ -99,6 +99,11 @@ export function createImageDbActivities({ dataSource }: ImageDbActivityDeps) {
         });
         return imageView(after);
       });
+    },
+
+    /** Ends an operation's hold on an image, if it still has it: the last write of a successful operation. */
+    async releaseImage(input: { imageId: string; operationId: string }): Promise<void> {
+      await releaseHold(dataSource, Image, input.imageId, input.operationId);
     },
 
     /** Deletes the image row (idempotent) and emits `images:delete`; refused while anything uses it. */

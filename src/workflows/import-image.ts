@@ -23,7 +23,7 @@ export async function importImage(input: ImportImageInput): Promise<ImageOperati
   const { imageId, operationId, actorId, hostName, stagingPath } = input;
   const removeStaging = () =>
     CancellationScope.nonCancellable(() => hostUndo(hostName).removeStagingFile({ stagingPath }));
-  const result = await runImageOperation(
+  return runImageOperation(
     'import_image',
     // The staging path is the operation's own file: recorded, it tells operators what to look for.
     input,
@@ -67,6 +67,9 @@ export async function importImage(input: ImportImageInput): Promise<ImageOperati
         host.inspectImageVolume({ ...ref, expectedFormat: image.format }),
       );
       await markReady(saga, input, inspected);
+      // Before the operation records its outcome: a caller that sees it succeeded finds no staging file.
+      await saga.step('removeStaging', removeStaging);
+      await releaseImage(input);
       return { imageId, status: 'ready' };
     },
     async (err) => {
@@ -74,11 +77,12 @@ export async function importImage(input: ImportImageInput): Promise<ImageOperati
       await removeStaging();
     },
   );
-  await removeStaging();
-  return result;
 }
 
-/** The last step of an import or registration: `ready`, with what the volume is, and released. */
+/**
+ * The `ready` write of an import or registration, with what the volume is. The operation keeps holding the
+ * image ({@link releaseImage} ends it, last): a failure after this write still marks it `failed`.
+ */
 export async function markReady(
   saga: Saga,
   input: { operationId: string; actorId: string | null; imageId: string },
@@ -93,8 +97,14 @@ export async function markReady(
       status: 'ready',
       from: ['importing'],
       fields: { path, virtualSizeBytes, sizeBytes, ...(sha256 ? { sha256 } : {}) },
-      release: true,
     }),
+  );
+}
+
+/** Ends the operation's hold on the image (never cancelled): the last write of a successful operation. */
+export function releaseImage(input: { operationId: string; imageId: string }): Promise<void> {
+  return CancellationScope.nonCancellable(() =>
+    dbUndo.releaseImage({ imageId: input.imageId, operationId: input.operationId }),
   );
 }
 

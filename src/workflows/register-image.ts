@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { db, hostActivities, longRunningActivity, runImageOperation } from './saga';
-import { markFailed, markReady } from './import-image';
+import { markFailed, markReady, releaseImage } from './import-image';
 import { FailureType, type ImageOperationResult, type RegisterImageInput } from './shared';
 
 /**
@@ -42,6 +42,7 @@ export async function registerImage(input: RegisterImageInput): Promise<ImageOpe
         return hashed;
       });
       await markReady(saga, input, { ...inspected, sha256 });
+      await releaseImage(input);
       return { imageId, status: 'ready' };
     },
     (err) => markFailed(input, err, 'registration failed'),

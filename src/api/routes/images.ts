@@ -209,8 +209,8 @@ export function imageRoutes(ctx: ApiContext): RouteSpec[] {
         responses: ok('the image', ImageSchema),
       },
       async ({ principal: p, params, body: b }) => {
-        adminsOnly(p);
         await visibleImage(ctx, p, params.id);
+        adminsOnly(p);
         await assertDepartments(ctx, b.departmentIds);
         try {
           const image = await ctx.ds.transaction(async (m) => {
@@ -238,8 +238,8 @@ export function imageRoutes(ctx: ApiContext): RouteSpec[] {
       'Delete an image (admins); refused with 409 naming the templates and machines that use it',
       { params: IdParams, problems: [403, 404, 409], responses: ACCEPTED },
       async ({ principal: p, params, ids, idempotencyKey }) => {
-        adminsOnly(p);
         const i = await visibleImage(ctx, p, params.id);
+        adminsOnly(p);
         await assertIdle(ctx, { kind: 'image', currentOperationId: i.currentOperationId });
         const users = await imageUsers(ctx.ds.manager, i.id);
         if (users.templates.length || users.machines.length)
@@ -265,8 +265,8 @@ export function imageRoutes(ctx: ApiContext): RouteSpec[] {
       'Upload an image file (admins; the raw bytes as the body, application/octet-stream): staged, then imported by the importImage workflow',
       { params: IdParams, problems: [403, 404, 409, 413, 415], responses: ACCEPTED },
       async ({ req, principal: p, params, ids, idempotencyKey }) => {
-        adminsOnly(p);
         const i = await visibleImage(ctx, p, params.id);
+        adminsOnly(p);
         if (i.origin !== 'upload') throw conflict('a registered image takes no upload');
         await assertIdle(ctx, { kind: 'image', currentOperationId: i.currentOperationId });
         if (i.status !== 'pending' && i.status !== 'failed')
