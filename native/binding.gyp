@@ -12,6 +12,7 @@
         "src/network.cc",
         "src/nwfilter.cc",
         "src/storage.cc",
+        "src/stream.cc",
         "src/util.cc"
       ],
       # C++ exceptions on (NAPI_CPP_EXCEPTIONS comes with node_addon_api_except).

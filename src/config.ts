@@ -2,6 +2,8 @@
  * Process configuration, parsed once from the environment (zod) and passed down.
  * Secrets come only from the environment; the development defaults below are loud about it.
  */
+import { homedir } from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { DEV_SECRETS_KEY } from './secrets';
 
@@ -41,6 +43,19 @@ const schema = z.object({
   SECRETS_KEY: z.string().min(16).optional(),
   ADMIN_EMAIL: z.string().email().optional(),
   ADMIN_PASSWORD: z.string().min(8).optional(),
+  /**
+   * Where the API stages an image upload until the import workflow has written it into the volume. In
+   * production: storage the host workers can read at the same path (a shared mount), or the API running on
+   * the host. Default: `$VMFLOW_CACHE/staging` (`~/.cache/vmflow/staging`).
+   */
+  IMAGE_STAGING_DIR: z.string().min(1).optional(),
+  /** The largest image upload accepted (bytes); larger bodies are answered 413. Default 64 GiB. */
+  IMAGE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(Number.MAX_SAFE_INTEGER)
+    .default(64 * 1024 ** 3),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -80,6 +95,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     secretsKey: c.SECRETS_KEY ?? DEV_SECRETS_KEY,
     admin: { email: c.ADMIN_EMAIL ?? DEV_ADMIN.email, password: c.ADMIN_PASSWORD ?? DEV_ADMIN.password },
     hostTaskQueue: `host-${c.HOST_NAME}`,
+    images: {
+      stagingDir:
+        c.IMAGE_STAGING_DIR ??
+        path.join(env.VMFLOW_CACHE ?? path.join(homedir(), '.cache', 'vmflow'), 'staging'),
+      maxBytes: c.IMAGE_MAX_BYTES,
+    },
     warnings,
   };
 }

@@ -85,6 +85,8 @@ Napi::Value VolResize(Vol& self, const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+std::vector<Vol::Descriptor> VolumeStreamMethods();  // stream.cc
+
 template <>
 std::vector<Pool::Descriptor> Pool::Methods() {
   using H = Pool;
@@ -113,7 +115,7 @@ std::vector<Pool::Descriptor> Pool::Methods() {
 template <>
 std::vector<Vol::Descriptor> Vol::Methods() {
   using H = Vol;
-  return {
+  std::vector<Vol::Descriptor> methods = {
       VMFLOW_M("getName", BorrowedString, virStorageVolGetName),
       VMFLOW_M("getKey", BorrowedString, virStorageVolGetKey),
       VMFLOW_M("getPath", OwnedString, virStorageVolGetPath),
@@ -122,6 +124,8 @@ std::vector<Vol::Descriptor> Vol::Methods() {
       VMFLOW_CUSTOM("getInfo", VolGetInfo),
       VMFLOW_CUSTOM("resize", VolResize),
   };
+  for (auto& m : VolumeStreamMethods()) methods.push_back(m);
+  return methods;
 }
 
 void RegisterStorage(Napi::Env env) {

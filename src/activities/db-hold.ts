@@ -4,6 +4,7 @@
  */
 import { type DataSource, type EntityManager, type EntityTarget, type FindOptionsWhere } from 'typeorm';
 import { type Machine } from '../entities/machine';
+import { type Image } from '../entities/image';
 import { type Network } from '../entities/network';
 import { FailureType } from '../workflows/shared';
 import { permanent } from './failures';
@@ -75,7 +76,7 @@ export function holdAfter(
  */
 export async function releaseHold(
   dataSource: DataSource,
-  entity: typeof Machine | typeof Network,
+  entity: typeof Machine | typeof Network | typeof Image,
   id: string,
   operationId: string,
 ): Promise<void> {

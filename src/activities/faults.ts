@@ -13,7 +13,7 @@ export type FaultPhase = 'before' | 'after';
  * Activities whose fault step is qualified by the status they write (`setMachineStatus:updating`): one
  * activity is several steps of a saga, and a test must be able to fail exactly one of them.
  */
-const STATUS_STEPS: ReadonlySet<string> = new Set(['setMachineStatus', 'setNetworkStatus']);
+const STATUS_STEPS: ReadonlySet<string> = new Set(['setMachineStatus', 'setNetworkStatus', 'setImageStatus']);
 
 /** The step name tests arm for one activity call: the activity's name, qualified for the status writes. */
 export function faultStep(activityType: string, args: readonly unknown[]): string {

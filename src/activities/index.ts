@@ -6,6 +6,8 @@ import { createFirewallDbActivities } from './db-firewall';
 import { createNetworkDbActivities } from './db-network';
 import { type FaultInjector } from './faults';
 import { createHostActivities } from './host';
+import { createImageDbActivities } from './db-images';
+import { createImageHostActivities } from './images';
 import { activityInterceptors } from './interceptors';
 import { createLibvirtActivities } from './libvirt';
 import { createNetworkActivities } from './network';
@@ -39,6 +41,7 @@ export function createHypervisorActivities(deps: ActivityDeps) {
     ...createNwfilterActivities(deps),
     ...createNetworkActivities(deps),
     ...createSeedActivities(deps),
+    ...createImageHostActivities(deps),
   };
 }
 
@@ -48,6 +51,7 @@ export function createControlActivities(deps: ActivityDeps) {
     ...createDbActivities(deps),
     ...createNetworkDbActivities(deps),
     ...createFirewallDbActivities(deps),
+    ...createImageDbActivities(deps),
   };
 }
 

@@ -1,5 +1,24 @@
 import { Context } from '@temporalio/activity';
 
+/** The progress each running activity last reported ({@link reportProgress}). */
+const progress = new WeakMap<Context, unknown>();
+
+/**
+ * Records how far a resumable activity got (e.g. `{ offset }`) and heartbeats it. Every later heartbeat of
+ * the activity (the worker's periodic one included) carries it, so a retry after a crash finds it in
+ * `Context.current().info.heartbeatDetails` and resumes from there. Outside an activity: nothing.
+ */
+export function reportProgress(details: unknown): void {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return;
+  }
+  progress.set(ctx, details);
+  if (!ctx.info.isLocal) ctx.heartbeat(details);
+}
+
 /**
  * Runs `fn` while heartbeating every `everyMs`, so the server knows the activity is alive and the activity
  * learns of its cancellation (the server answers a heartbeat with it). It does not act on a cancellation
@@ -16,8 +35,9 @@ export async function withHeartbeat<T>(fn: () => Promise<T>, details?: unknown, 
     return fn(); // called outside an activity (scripts, benches)
   }
   if (ctx.info.isLocal) return fn(); // local activities have no heartbeats
-  ctx.heartbeat(details);
-  const timer = setInterval(() => ctx!.heartbeat(details), everyMs);
+  const beat = () => ctx!.heartbeat(details ?? progress.get(ctx!));
+  beat();
+  const timer = setInterval(beat, everyMs);
   try {
     return await fn();
   } finally {

@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino';
 import { type Server as SocketServer } from 'socket.io';
 import swaggerUi from 'swagger-ui-express';
 import { type DataSource } from 'typeorm';
-import { type Config } from '../config';
+import { type Config, loadConfig } from '../config';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
 import { authenticate, PrincipalCache } from './auth';
@@ -25,6 +25,7 @@ import { mount, route, type RouteSpec } from './route';
 import { departmentFirewallRoutes, serviceCatalogueRoutes } from './routes/department-firewall';
 import { departmentRoutes, templateRoutes } from './routes/departments';
 import { filterRoutes } from './routes/filters';
+import { imageRoutes } from './routes/images';
 import { machineFirewallRoutes, machineNetworkRoutes, machineRoutes } from './routes/machines';
 import { networksRoutes } from './routes/networks';
 import { systemRoutes } from './routes/system';
@@ -43,6 +44,8 @@ export interface AppDeps {
   sockets?: SocketOptions;
   /** Host new machines are placed on (default: the workflow picks the first registered host). */
   placementHost?: string;
+  /** Image uploads: staging folder and size limit (default: those of `loadConfig()`). */
+  images?: { stagingDir: string; maxBytes: number };
   /** Default graceful-shutdown deadline of DELETE /api/machines/:id (default: the workflow's). */
   destroyShutdownTimeoutSec?: number;
   version?: string;
@@ -61,6 +64,11 @@ export interface VmflowApi {
   listen(port: number, host?: string): Promise<{ url: string; port: number }>;
   /** Stops the relay, closes sockets and the HTTP server (not the deps). */
   close(): Promise<void>;
+}
+
+/** The image settings of the environment (IMAGE_STAGING_DIR, IMAGE_MAX_BYTES). */
+function defaultImageSettings(): { stagingDir: string; maxBytes: number } {
+  return loadConfig({ ...process.env, NODE_ENV: 'development' }).images;
 }
 
 /** Builds the API. */
@@ -87,6 +95,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     }),
     logger,
     principals,
+    images: deps.images ?? defaultImageSettings(),
     ...(deps.placementHost ? { placementHost: deps.placementHost } : {}),
     ...(deps.destroyShutdownTimeoutSec !== undefined
       ? { destroyShutdownTimeoutSec: deps.destroyShutdownTimeoutSec }
@@ -112,6 +121,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
     ...networksRoutes(ctx),
+    ...imageRoutes(ctx),
     ...machineNetworkRoutes(ctx),
     ...serviceCatalogueRoutes(ctx),
     ...filterRoutes(ctx),

@@ -23,6 +23,8 @@ export interface ApiContext {
   logger: Logger;
   /** Host new machines are placed on (default: the workflow's choice). */
   placementHost?: string;
+  /** Image uploads: the staging folder (readable by the host workers) and the size limit. */
+  images: { stagingDir: string; maxBytes: number };
   /** Default graceful-shutdown deadline of DELETE /machines/:id. */
   destroyShutdownTimeoutSec?: number;
 }

@@ -13,7 +13,7 @@ import { conflict } from './errors';
 
 /** What is checked: a row holding its current operation, or the workflow ids a scope's changes run under. */
 export type IdleTarget =
-  | { kind: 'machine' | 'network'; currentOperationId: string | null }
+  | { kind: 'machine' | 'network' | 'image'; currentOperationId: string | null }
   | { kind: 'firewall'; workflowIds: string[] };
 
 /** An operation found running under a resource. */

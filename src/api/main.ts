@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     config,
     libvirt,
     logger,
+    images: config.images,
     version: process.env.npm_package_version,
     ...(config.REDIS_URL ? { relay: { wake: redisWakeSource(config.REDIS_URL, logger) } } : {}),
   });

@@ -163,7 +163,8 @@ export class Operations {
           input: opts.input,
           type: opts.type,
           resourceId: opts.resourceId ?? opts.workflowId,
-          resourceKind: opts.resource === 'networks' ? 'network' : 'firewall',
+          resourceKind:
+            opts.resource === 'networks' ? 'network' : opts.resource === 'images' ? 'image' : 'firewall',
           waitForRunningMs: opts.waitForRunningMs,
         });
       } catch (err) {

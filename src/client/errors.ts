@@ -3,7 +3,7 @@
  */
 
 /** The kind of resource an operation works on and competes for. */
-export type ResourceKind = 'machine' | 'network' | 'firewall';
+export type ResourceKind = 'machine' | 'network' | 'firewall' | 'image';
 
 /**
  * Thrown when an operation cannot start because another one is running on the same resource (a machine,

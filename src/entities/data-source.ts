@@ -10,6 +10,7 @@ import { Event } from './event';
 import { IdempotencyRecord } from './idempotency-record';
 import { OperationRequest } from './operation-request';
 import { Network } from './network';
+import { Image } from './image';
 import { FirewallFilter, FirewallRule, ServiceSetting } from './firewall';
 import { migrations } from './migrations';
 
@@ -28,6 +29,7 @@ export const entities = [
   FirewallFilter,
   FirewallRule,
   ServiceSetting,
+  Image,
 ];
 
 /**

@@ -42,6 +42,8 @@ export class Machine {
   /** The machine this one was cloned from; a linked clone's disk is an overlay on the source's disk. */
   @Column('char', { length: 36, nullable: true }) sourceMachineId!: string | null;
   @Column('boolean', { default: false }) linkedClone!: boolean;
+  /** The image the machine's disk was made from (null: none); deleting the image is refused meanwhile. */
+  @Index('IDX_machine_image') @Column('char', { length: 36, nullable: true }) imageId!: string | null;
   @Column('json', { nullable: true }) pendingHardware!: PendingHardware | null;
   @Column('text', { nullable: true }) lastError!: string | null;
   @Column('char', { length: 36, nullable: true }) currentOperationId!: string | null;

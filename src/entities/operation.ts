@@ -13,9 +13,12 @@ export type OperationType =
   | 'update_network'
   | 'delete_network'
   | 'firewall'
-  | 'flush_filters';
+  | 'flush_filters'
+  | 'import_image'
+  | 'register_image'
+  | 'delete_image';
 /** What an operation works on: its events are `<resource>:<action>` (vms, networks, firewall). */
-export type OperationResource = 'vms' | 'networks' | 'firewall';
+export type OperationResource = 'vms' | 'networks' | 'firewall' | 'images';
 export type OperationStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type StepStatus = 'started' | 'completed' | 'failed' | 'compensating' | 'compensated';
 

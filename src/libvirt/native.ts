@@ -157,6 +157,8 @@ export interface NativeStorageVolume {
   delete(flags?: number): Promise<void>;
   getInfo(): Promise<{ type: number; capacity: number; allocation: number }>;
   resize(bytes: number, flags?: number): Promise<void>;
+  uploadFile(path: string, fileOffset: number, volumeOffset: number, length: number): Promise<number>;
+  downloadFile(path: string, offset: number, length: number): Promise<number>;
 }
 
 /** The native Connection handle. */

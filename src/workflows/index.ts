@@ -12,3 +12,6 @@ export { changeMachineNetwork } from './change-machine-network';
 export { firewallChange } from './firewall-change';
 export { flushFilters } from './flush-filters';
 export { changeMachineDepartment } from './change-machine-department';
+export { importImage } from './import-image';
+export { registerImage } from './register-image';
+export { deleteImage } from './delete-image';

@@ -11,6 +11,8 @@ import {
 } from '@temporalio/workflow';
 import type { DbActivities } from '../activities/db';
 import type { FirewallDbActivities } from '../activities/db-firewall';
+import type { ImageDbActivities } from '../activities/db-images';
+import type { ImageHostActivities } from '../activities/images';
 import type { NetworkDbActivities } from '../activities/db-network';
 import type { NetworkActivities } from '../activities/network';
 import type { LibvirtActivities } from '../activities/libvirt';
@@ -78,7 +80,7 @@ export const compensationActivity = {
 } as const satisfies ActivityOptions;
 
 /** Every activity of the control queue (database and events). */
-type ControlActivities = DbActivities & NetworkDbActivities & FirewallDbActivities;
+type ControlActivities = DbActivities & NetworkDbActivities & FirewallDbActivities & ImageDbActivities;
 /** Control-queue activities (DB and events). */
 export const db = proxyActivities<ControlActivities>(dbActivity);
 /** The same, for undos and the closing writes of an operation: retried until the database answers. */
@@ -89,7 +91,11 @@ const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep'>>({
   retry: { maximumAttempts: 20, maximumInterval: '10 seconds' },
 });
 
-type HostActivities = LibvirtActivities & StorageActivities & NwfilterActivities & NetworkActivities;
+type HostActivities = LibvirtActivities &
+  StorageActivities &
+  NwfilterActivities &
+  NetworkActivities &
+  ImageHostActivities;
 
 /** Hypervisor activities of a host, with the given preset. */
 export function hostActivities(hostName: string, preset: ActivityOptions = hypervisorActivity) {
@@ -392,4 +398,24 @@ export async function activateNetwork(
 ): Promise<void> {
   await saga.step('finalize', () => db.setNetworkStatus({ ...write, status: 'active' }));
   await release();
+}
+
+/**
+ * {@link runOperation} for an operation on one image (`images:*` events, workflow id `image-<imageId>`): the
+ * input is recorded as the operation's input. On failure or cancellation `onFailure` runs after the
+ * compensations (non-cancellable); it is where the image is marked `failed` with the reason.
+ */
+export function runImageOperation<T>(
+  type: OperationType,
+  input: OperationContext & { imageId: string },
+  body: (saga: Saga) => Promise<T>,
+  onFailure: (err: unknown) => Promise<void>,
+): Promise<T> {
+  return runOperation(
+    { ...input, type, resource: 'images', resourceId: input.imageId },
+    null,
+    { ...input },
+    body,
+    { onFailure: (err) => onFailure(err) },
+  );
 }

@@ -33,6 +33,8 @@ export const libvirtNames = {
   network: (networkId: string) => `vmflow-net-${networkId}`,
   /** The kernel bridge of a network vmflow creates: 14 characters (the kernel allows 15). */
   bridge: (networkId: string) => `vfbr${networkId.replace(/-/g, '').slice(0, 10)}`,
+  /** The volume of an uploaded OS image (a registered image keeps its volume's own name). */
+  imageVolume: (imageId: string) => `vmflow-image-${imageId}`,
 };
 
 /** Prefixes of every libvirt object vmflow owns (sweeps and leak checks match on them). */
@@ -41,6 +43,11 @@ export const LIBVIRT_PREFIXES = {
   network: 'vmflow-net-',
   bridge: 'vfbr',
 } as const;
+
+/** The workflow id of every operation on an image (import, registration, delete): one at a time per image. */
+export function imageWorkflowId(imageId: string): string {
+  return `image-${imageId}`;
+}
 
 /** The workflow id of every operation on a network: one at a time per network. */
 export function networkWorkflowId(networkId: string): string {
@@ -361,4 +368,38 @@ export interface FirewallResult {
 export interface ChangeMachineDepartmentInput extends OperationContext {
   machineId: string;
   departmentId: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images (src/workflows/import-image.ts, register-image.ts, delete-image.ts)
+// ---------------------------------------------------------------------------------------------
+
+/** Input of importImage (workflow id `image-<imageId>`): the uploaded file, staged where the host can read it. */
+export interface ImportImageInput extends OperationContext {
+  imageId: string;
+  /** The host whose pool receives the volume (and whose worker reads the staging file). */
+  hostName: string;
+  /** The staging file the API wrote (IMAGE_STAGING_DIR); the workflow removes it whatever happens. */
+  stagingPath: string;
+  /** sha256 (hex) of the bytes the API received; must equal the image's. */
+  receivedSha256: string;
+  sizeBytes: number;
+  /** Bytes per upload activity heartbeat / resume point (default 64 MiB). */
+  segmentBytes?: number;
+}
+
+/** Input of registerImage: the image row names the existing volume (hostName, pool, volumeName). */
+export interface RegisterImageInput extends OperationContext {
+  imageId: string;
+}
+
+/** Input of deleteImage. */
+export interface DeleteImageInput extends OperationContext {
+  imageId: string;
+}
+
+/** What a finished image operation returns. */
+export interface ImageOperationResult {
+  imageId: string;
+  status: string;
 }

@@ -29,6 +29,9 @@ const ALL_WORKFLOWS = [
   'firewallChange',
   'flushFilters',
   'changeMachineDepartment',
+  'importImage',
+  'registerImage',
+  'deleteImage',
 ] as const;
 type Unlisted = Exclude<WorkflowName, (typeof ALL_WORKFLOWS)[number]>;
 const everyWorkflowListed: [Unlisted] extends [never] ? true : Unlisted = true;

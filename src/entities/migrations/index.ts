@@ -2,6 +2,7 @@ import { Initial1764093600000 } from './1764093600000-initial';
 import { Api1764180000000 } from './1764180000000-api';
 import { NetworksFirewall1764266400000 } from './1764266400000-networks-firewall';
 import { MachineListIndexes1764352800000 } from './1764352800000-machine-list-indexes';
+import { Images1764525600000 } from './1764525600000-images';
 import { GuestInfo1764612000000 } from './1764612000000-guest-info';
 
 /** Every migration, in order. Listed explicitly so that ts-jest, tsx and compiled code load the same set. */
@@ -10,5 +11,6 @@ export const migrations = [
   Api1764180000000,
   NetworksFirewall1764266400000,
   MachineListIndexes1764352800000,
+  Images1764525600000,
   GuestInfo1764612000000,
 ];

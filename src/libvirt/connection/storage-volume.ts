@@ -54,4 +54,23 @@ export class StorageVolume {
       }),
     );
   }
+  /**
+   * Writes `length` bytes of the file at `path` (read from `fileOffset`, default: `offset`) into the
+   * volume at `offset`, through libvirt's upload stream, on the thread pool in 1 MiB chunks (the file is
+   * never held in memory). The file must hold those bytes. On any failure the stream is aborted and the
+   * promise rejects with a {@link LibvirtError} (file-system errors: code SYSTEM_ERROR, errno in `int1`).
+   * Resolves to the number of bytes written. The file is read by this process: on the host's worker.
+   */
+  uploadFile(path: string, opts: { offset?: number; length: number; fileOffset?: number }): Promise<number> {
+    const offset = opts.offset ?? 0;
+    return this.nativeHandle.uploadFile(path, opts.fileOffset ?? offset, offset, opts.length);
+  }
+  /**
+   * Writes the volume's bytes from `offset` (`length` of them; omitted or 0: to the end of the volume)
+   * into the file at `path` (created or truncated, mode 0600), through libvirt's download stream.
+   * Resolves to the number of bytes written.
+   */
+  downloadFile(path: string, opts: { offset?: number; length?: number } = {}): Promise<number> {
+    return this.nativeHandle.downloadFile(path, opts.offset ?? 0, opts.length ?? 0);
+  }
 }
