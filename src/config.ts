@@ -48,7 +48,10 @@ const schema = z.object({
    * production: storage the host workers can read at the same path (a shared mount), or the API running on
    * the host. Default: `$VMFLOW_CACHE/staging` (`~/.cache/vmflow/staging`).
    */
-  IMAGE_STAGING_DIR: z.string().min(1).optional(),
+  IMAGE_STAGING_DIR: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
   /** The largest image upload accepted (bytes); larger bodies are answered 413. Default 64 GiB. */
   IMAGE_MAX_BYTES: z.coerce
     .number()
