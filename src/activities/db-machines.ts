@@ -65,6 +65,7 @@ export async function loadMachineView(m: EntityManager, machineId: string): Prom
     libvirtUuid: row.libvirtUuid,
     currentOperationId: row.currentOperationId,
     pendingHardware: row.pendingHardware,
+    imageId: row.imageId,
     ipAddresses: row.ipAddresses ?? [],
     guestAgent: row.guestAgent,
     filterIncludes: filter ? await includeNames(m, filter.includes ?? []) : [],
@@ -221,7 +222,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       hostName: string;
       plan: Pick<
         CreatePlan,
-        'cpu' | 'memoryMiB' | 'storageGiB' | 'os' | 'internalName' | 'filterName' | 'networkName'
+        'cpu' | 'memoryMiB' | 'storageGiB' | 'os' | 'internalName' | 'filterName' | 'networkName' | 'image'
       >;
       status?: MachineStatus;
       sourceMachineId?: string | null;
@@ -246,6 +247,9 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
             departmentId: input.departmentId,
             templateId: input.templateId,
             hostId: host.id,
+            // The image its disk is made from (an image in use cannot be deleted), and what its seed provisions.
+            imageId: input.plan.image?.id ?? null,
+            provisioning: input.plan.image?.seed ?? null,
             cpu: input.plan.cpu,
             memoryMiB: input.plan.memoryMiB,
             storageGiB: input.plan.storageGiB,

@@ -7,6 +7,8 @@ import { type EntityManager, In } from 'typeorm';
 import { Department, DepartmentMember } from '../entities/department';
 import { FirewallFilter } from '../entities/firewall';
 import { Host } from '../entities/host';
+import { Image } from '../entities/image';
+import { checkProvisioningForImage, hostnameFromName, type Provisioning } from '../guests/provisioning';
 import { Machine } from '../entities/machine';
 import { MachineTemplate } from '../entities/machine-template';
 import { User } from '../entities/user';
@@ -16,17 +18,24 @@ import {
   machineVmContent,
   type MachineFilterSpecs,
 } from '../firewall/load';
-import { FailureType, libvirtNames, type CreateMachineInput } from '../workflows/shared';
+import {
+  FailureType,
+  libvirtNames,
+  type CreateMachineInput,
+  type SealedSecretRef,
+} from '../workflows/shared';
 import { permanent } from './failures';
 import {
   type CreatePlan,
   type DbActivityDeps,
   type DepartmentChangePlan,
   type MachineView,
+  type PlannedImage,
 } from './db-types';
 import { assertOwnRetry, loadMachineView } from './db-machines';
 import {
   hostFitProblem,
+  imageUseProblem,
   mayOwnIn,
   nameProblem,
   nameTakenMessage,
@@ -69,6 +78,101 @@ export async function resolveHost(m: EntityManager, hostName: string | undefined
   return host;
 }
 
+/**
+ * The image a template makes machines from, checked for this machine: ready, open to the department, no
+ * bigger than the disk, on the host asked for (if any), and the provisioning fitting its OS family.
+ * Null for a template without an image.
+ */
+async function planImage(
+  m: EntityManager,
+  template: MachineTemplate,
+  use: {
+    departmentId: string;
+    storageGiB: number;
+    hostName?: string;
+    provisioning?: Provisioning;
+    /** The machine's name and id: the default host name is derived from them. */
+    machine: { name: string; id: string };
+  },
+): Promise<{ planned: PlannedImage; hostName: string } | null> {
+  if (!template.imageId) return null;
+  const image = await m.findOne(Image, { where: { id: template.imageId } });
+  const problem = imageUseProblem(image, {
+    field: 'templateId',
+    departmentId: use.departmentId,
+    storageGiB: use.storageGiB,
+  });
+  if (problem) throw permanent(FailureType.Refused, problem.message, { field: problem.field });
+  const ready = image!;
+  if (use.hostName && use.hostName !== ready.hostName)
+    throw permanent(FailureType.Refused, `the image is on host ${ready.hostName}`, { field: 'hostName' });
+  const [first] = use.provisioning ? checkProvisioningForImage(use.provisioning, ready) : [];
+  if (first)
+    throw permanent(first.status === 400 ? FailureType.Validation : FailureType.Refused, first.message, {
+      field: first.field,
+    });
+  return {
+    hostName: ready.hostName,
+    planned: {
+      id: ready.id,
+      path: ready.path!,
+      format: ready.format,
+      firmware: ready.firmware,
+      provisioning: ready.provisioning,
+      diskMode: template.diskMode,
+      ...(ready.provisioning !== 'none'
+        ? {
+            seed: use.provisioning ?? {
+              hostname: hostnameFromName(use.machine.name, use.machine.id),
+              sshKeys: [],
+              hasPassword: false,
+              hasProductKey: false,
+              hasUserData: false,
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+/**
+ * The image a clone's disk descends from, and its own seed: its source's provisioning (user, SSH keys, the
+ * sealed secrets) under its own host name and machine id (a new cloud-init instance). Null when the source
+ * was not made from an image.
+ */
+async function cloneImage(
+  m: EntityManager,
+  sourceId: string,
+  clone: { machineId: string; name: string; hostname?: string },
+): Promise<{ image: PlannedImage; guestSecrets?: SealedSecretRef } | null> {
+  const row = await m
+    .getRepository(Machine)
+    .createQueryBuilder('m')
+    .select(['m.id', 'm.imageId', 'm.provisioning'])
+    .addSelect('m.guestSecrets')
+    .where('m.id = :id', { id: sourceId })
+    .getOne();
+  if (!row?.imageId) return null;
+  const image = await m.findOne(Image, { where: { id: row.imageId } });
+  if (!image?.path)
+    throw permanent(FailureType.Refused, "the source's image is gone", { field: 'sourceMachineId' });
+  const hostname = clone.hostname ?? hostnameFromName(clone.name, clone.machineId);
+  return {
+    image: {
+      id: image.id,
+      path: image.path,
+      format: image.format,
+      firmware: image.firmware,
+      provisioning: image.provisioning,
+      diskMode: 'linked',
+      ...(image.provisioning !== 'none' && row.provisioning
+        ? { seed: { ...row.provisioning, hostname } }
+        : {}),
+    },
+    ...(row.guestSecrets ? { guestSecrets: row.guestSecrets as unknown as SealedSecretRef } : {}),
+  };
+}
+
 /** The enabled (service, action) pairs of effective settings. */
 function departmentServicesOf(
   list: Array<{ serviceId: string; action: 'USE' | 'PROVIDE'; enabled: boolean }>,
@@ -109,7 +213,15 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
         throw permanent(FailureType.Forbidden, 'the owner is not a member of this department', {
           field: 'departmentId',
         });
-      const host = await resolveHost(m, input.hostName);
+      const image = await planImage(m, template, {
+        departmentId: dept.id,
+        storageGiB: input.storageGiB ?? template.storageGiB,
+        hostName: input.hostName,
+        provisioning: input.provisioning,
+        machine: { name: input.name, id: input.machineId },
+      });
+      // A machine from an image lives where the image is (its disk is made from the image's volume).
+      const host = await resolveHost(m, image?.hostName ?? input.hostName);
       const cpu = input.cpu ?? template.cpu;
       const memoryMiB = input.memoryMiB ?? template.memoryMiB;
       const tooBig = hostFitProblem({ cpu, memoryMiB }, host);
@@ -138,6 +250,7 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
         internalName: libvirtNames.domain(input.machineId),
         filterName: libvirtNames.vmFilter(input.machineId),
         departmentFilterName: dept.filterName,
+        ...(image ? { image: image.planned } : {}),
         networkName: input.networkName ?? dept.networkName ?? host.defaultNetwork,
         host: {
           name: host.name,
@@ -154,7 +267,9 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
       machineId: string;
       name: string;
       operationId: string;
-    }): Promise<{ source: MachineView; plan: CreatePlan }> {
+      /** The clone's host name (default: derived from its name). */
+      hostname?: string;
+    }): Promise<{ source: MachineView; plan: CreatePlan; guestSecrets?: SealedSecretRef }> {
       checkMachineName(input.name);
       const m = dataSource.manager;
       const source = await loadMachineView(m, input.sourceMachineId);
@@ -181,9 +296,12 @@ export function createPlanDbActivities({ dataSource }: DbActivityDeps) {
         departmentId: source.departmentId,
         vm: await machineVmContent(m, source.id),
       });
+      const imaged = await cloneImage(m, source.id, input);
       return {
         source,
+        ...(imaged?.guestSecrets ? { guestSecrets: imaged.guestSecrets } : {}),
         plan: {
+          ...(imaged ? { image: imaged.image } : {}),
           ...planSpecs(specs),
           cpu: source.cpu,
           memoryMiB: source.memoryMiB,

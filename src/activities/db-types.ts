@@ -2,6 +2,7 @@
 import { type DataSource } from 'typeorm';
 import { type GuestAgentState, type PendingHardware } from '../entities/machine';
 import { type MachineStatus } from '../entities/machine-status';
+import { type Provisioning } from '../guests/provisioning';
 import { type FilterSpec } from '../libvirt/xml';
 
 /** Dependencies of the database activities. */
@@ -34,6 +35,8 @@ export interface MachineView {
   libvirtUuid: string | null;
   currentOperationId: string | null;
   pendingHardware: PendingHardware | null;
+  /** The image its disk is made from (absent in runs recorded before images). */
+  imageId?: string | null;
   /** The guest's IP addresses as last seen (guest agent, else DHCP lease). */
   ipAddresses: string[];
   /** Whether the guest's QEMU guest agent is connected. */
@@ -60,6 +63,22 @@ export interface CreatePlan {
   departmentFilterSpecs?: FilterSpec[];
   /** The VM's own filter, compiled (a clone's copies its source's rules, includes and services). */
   vmFilterSpec?: FilterSpec;
+  /** The OS image the disk is made from (absent: an empty disk). */
+  image?: PlannedImage;
+}
+
+/** The image a machine's disk is made from, as createMachine needs it. */
+export interface PlannedImage {
+  id: string;
+  /** The image volume's path on the host. */
+  path: string;
+  format: 'qcow2' | 'raw';
+  firmware: 'bios' | 'uefi';
+  provisioning: 'cloud-init' | 'windows-unattend' | 'none';
+  /** `linked`: a qcow2 overlay on the image; `full`: a copy. */
+  diskMode: 'linked' | 'full';
+  /** What the first-boot seed provisions (in clear; the secrets stay sealed); absent: no seed. */
+  seed?: Provisioning;
 }
 
 /** Everything changeMachineDepartment needs, resolved and validated. */

@@ -2,7 +2,13 @@ import { XMLSerializer } from '@xmldom/xmldom';
 import { type Connection, type Domain } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
-import { assertLibvirtName, buildDomainXml, parseDomainXml, parseXmlRoot } from '../libvirt/xml';
+import {
+  assertLibvirtName,
+  buildDomainXml,
+  parseDomainXml,
+  parseXmlRoot,
+  seedCdromDisk,
+} from '../libvirt/xml';
 import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
 import { FailureType } from '../workflows/shared';
@@ -30,6 +36,10 @@ export interface DomainPlan {
   diskPath: string;
   networkName: string;
   filterName: string;
+  /** The first-boot seed (a NoCloud or unattend ISO volume), attached read-only as a CD-ROM. */
+  seedPath?: string;
+  /** The image's firmware (default BIOS). */
+  firmware?: 'bios' | 'uefi';
 }
 
 /** Hardware as libvirt has it: persistent config and, when running, live values. */
@@ -136,7 +146,13 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
           maxMemoryMiB: maxMemoryFor(hostMemMiB, plan.memoryMiB),
           vcpus: plan.cpu,
           maxVcpus: maxVcpusFor(node.cpus, plan.cpu),
-          disks: [{ path: plan.diskPath, format: 'qcow2', target: 'vda', bus: 'virtio', boot: 1 }],
+          disks: [
+            { path: plan.diskPath, format: 'qcow2', target: 'vda', bus: 'virtio', boot: 1 },
+            ...(plan.seedPath ? [seedCdromDisk(plan.seedPath)] : []),
+          ],
+          ...(plan.firmware === 'uefi' ? { firmware: 'efi' as const } : {}),
+          // The machine id in SMBIOS: what a guest agent reads to say which machine it runs in.
+          smbiosSerial: plan.machineId,
           interfaces: [
             {
               type: 'network',

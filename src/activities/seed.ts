@@ -6,7 +6,6 @@
  * host, to be hashed (cloud-init) or obfuscated (Windows) into the seed. It is never in this activity's
  * result, a heartbeat, a log line or an error message: errors name fields, never values.
  */
-import { open } from 'node:fs/promises';
 import { type StoragePool, type StorageVolume } from '../libvirt/connection';
 import { isLibvirtError, LibvirtErrorCode } from '../libvirt/errors';
 import { type LibvirtProvider } from '../libvirt/provider';
@@ -63,35 +62,15 @@ export interface SeedVolume {
 const validation = (field: string, message: string) => permanent(FailureType.Validation, message, { field });
 
 /**
- * Writes `isoPath` (`length` bytes) into the volume.
- *
- * TEMPORARY: writes the volume's file directly (a dir pool on this host). To be switched to the libvirt
- * upload stream (`StorageVolume.uploadFile(path, offset, length)`, issue 10's images work) once that is on
- * main; nothing else in this module changes.
+ * Writes `isoPath` (`length` bytes) into the volume through libvirt's upload stream (the worker needs no
+ * access to the pool's files).
  */
 export async function writeVolumeFromFile(
   vol: StorageVolume,
   isoPath: string,
   length: number,
 ): Promise<void> {
-  const target = await open(await vol.getPath(), 'r+');
-  try {
-    const source = await open(isoPath, 'r');
-    try {
-      const buf = Buffer.alloc(1024 * 1024);
-      for (let offset = 0; offset < length;) {
-        const { bytesRead } = await source.read(buf, 0, Math.min(buf.length, length - offset), offset);
-        if (bytesRead === 0) throw new Error(`seed ISO ended at ${offset} of ${length} bytes`);
-        await target.write(buf, 0, bytesRead, offset);
-        offset += bytesRead;
-      }
-    } finally {
-      await source.close();
-    }
-    await target.sync();
-  } finally {
-    await target.close();
-  }
+  await vol.uploadFile(isoPath, { offset: 0, length });
 }
 
 /**

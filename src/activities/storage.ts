@@ -32,6 +32,8 @@ export function createStorageActivities({ libvirt }: StorageActivityDeps) {
       capacityGiB: number;
       cloneFromPath?: string;
       backingPath?: string;
+      /** The backing file's format (default qcow2: a machine's disk; an image may be raw). */
+      backingFormat?: 'qcow2' | 'raw';
     }): Promise<{ path: string }> {
       const p = await pool(input.pool);
       let vol = await findVolume(p, input.name);
@@ -48,7 +50,9 @@ export function createStorageActivities({ libvirt }: StorageActivityDeps) {
             name: input.name,
             capacityBytes,
             format: 'qcow2',
-            backingStore: input.backingPath ? { path: input.backingPath, format: 'qcow2' } : undefined,
+            backingStore: input.backingPath
+              ? { path: input.backingPath, format: input.backingFormat ?? 'qcow2' }
+              : undefined,
           });
           vol = await p.createVolume(xml);
         }

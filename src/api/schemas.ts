@@ -163,6 +163,9 @@ export const UpdateDepartmentBody = z
 export const MemberBody = z.strictObject({ role: z.enum(['MEMBER', 'MANAGER']) }).openapi('MemberRequest');
 
 const os = z.string().regex(/^[A-Za-z0-9_.+-]{1,40}$/, 'letters, digits and . _ + -');
+const DiskModeSchema = z.enum(['linked', 'full']).openapi({
+  description: 'linked: a qcow2 overlay on the image (nothing copied); full: a copy of the image',
+});
 /** POST /templates. */
 export const CreateTemplateBody = z
   .strictObject({
@@ -172,6 +175,12 @@ export const CreateTemplateBody = z
     memory: MemoryMiB,
     storage: StorageGiB,
     os,
+    imageId: z
+      .string()
+      .uuid()
+      .optional()
+      .openapi({ description: 'the OS image its machines boot (a ready image)' }),
+    diskMode: DiskModeSchema.optional(),
   })
   .openapi('CreateTemplateRequest');
 /** PATCH /templates/:id. */
@@ -183,6 +192,13 @@ export const UpdateTemplateBody = z
     memory: MemoryMiB.optional(),
     storage: StorageGiB.optional(),
     os: os.optional(),
+    imageId: z
+      .string()
+      .uuid()
+      .nullable()
+      .optional()
+      .openapi({ description: 'null: no image (an empty disk)' }),
+    diskMode: DiskModeSchema.optional(),
   })
   .refine((b) => Object.keys(b).length > 0, { message: 'give at least one field' })
   .openapi('UpdateTemplateRequest');
@@ -319,6 +335,8 @@ export const TemplateSchema = z
     memory: z.number().int(),
     storage: z.number().int(),
     os: z.string(),
+    imageId: z.string().nullable(),
+    diskMode: z.enum(['linked', 'full']),
     createdAt: isoDate,
   })
   .openapi('Template');

@@ -54,6 +54,8 @@ export function templateView(t: MachineTemplate) {
     memory: t.memoryMiB,
     storage: t.storageGiB,
     os: t.os,
+    imageId: t.imageId ?? null,
+    diskMode: t.diskMode ?? 'linked',
     createdAt: iso(t.createdAt)!,
   };
 }

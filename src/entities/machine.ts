@@ -1,4 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { type Provisioning } from '../guests/provisioning';
 import { type MachineStatus } from './machine-status';
 
 /** Hardware changes accepted by the hypervisor's persistent config but not yet live (applied at next boot). */
@@ -51,6 +52,8 @@ export class Machine {
   @Column('json', { select: false, nullable: true }) guestSecrets!: Record<string, string> | null;
   /** The guest's IP addresses as the host last saw them (guest agent, else DHCP lease); null: never seen. */
   @Column('json', { nullable: true }) ipAddresses!: string[] | null;
+  /** First-boot provisioning in clear (no secret: those are in guestSecrets); null: none (no image). */
+  @Column('json', { nullable: true }) provisioning!: Provisioning | null;
   /** Whether the QEMU guest agent in the guest is connected (host-sync reads libvirt's channel state). */
   @Column('varchar', { length: 9, default: 'absent' }) guestAgent!: GuestAgentState;
   @CreateDateColumn({ precision: 3, default: () => 'CURRENT_TIMESTAMP(3)' }) createdAt!: Date;

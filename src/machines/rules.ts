@@ -84,3 +84,40 @@ export function hostFitProblem(
     };
   return null;
 }
+
+const GiB = 1024 ** 3;
+
+/** What the rules need of an image (src/entities/image.ts). */
+export interface ImageFacts {
+  status: string;
+  departmentIds: string[] | null;
+  virtualSizeBytes: number | null;
+}
+
+/** The smallest disk (GiB) a machine made from the image may have: the image's virtual size, rounded up. */
+export function imageMinStorageGiB(image: ImageFacts): number {
+  return Math.ceil((image.virtualSizeBytes ?? 0) / GiB);
+}
+
+/**
+ * Whether a machine (or a template) may be made from an image: only a `ready` one, open to the department
+ * (when one is given), on a disk no smaller than the image (when a size is given). `field` names the
+ * request field that chose the image.
+ */
+export function imageUseProblem(
+  image: ImageFacts | null,
+  use: { field: string; departmentId?: string; storageGiB?: number },
+): MachineProblem | null {
+  if (!image || image.status !== 'ready')
+    return { field: use.field, message: 'the image does not exist or is not ready' };
+  if (
+    use.departmentId !== undefined &&
+    image.departmentIds &&
+    !image.departmentIds.includes(use.departmentId)
+  )
+    return { field: use.field, message: 'this department may not use the image' };
+  const min = imageMinStorageGiB(image);
+  if (use.storageGiB !== undefined && use.storageGiB < min)
+    return { field: 'storage', message: `the image needs a disk of at least ${min} GiB` };
+  return null;
+}

@@ -13,7 +13,7 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
     'clone',
     input,
     async (saga) => {
-      const { source, plan } = await saga.step('validate', () => db.planClone(input));
+      const { source, plan, guestSecrets } = await saga.step('validate', () => db.planClone(input));
       const sourceRef = { operationId: input.operationId, actorId: input.actorId, machineId: source.id };
       await saga.step(
         'lockSource',
@@ -41,6 +41,7 @@ export async function cloneMachine(input: CloneMachineInput): Promise<MachineOpe
         ...input,
         plan,
         disk: input.linked ? { backingPath: source.diskPath! } : { cloneFromPath: source.diskPath! },
+        ...(guestSecrets ? { guestSecrets } : {}),
       });
       // The source is released first: whatever happens to the clone after this, the source is unharmed.
       await saga.step('unlockSource', () =>

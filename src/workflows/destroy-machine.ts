@@ -53,6 +53,10 @@ export async function destroyMachine(input: DestroyMachineInput): Promise<Machin
       await saga.step('deleteVolume', () =>
         host.deleteVolume({ pool: m.storagePool, name: libvirtNames.volume(m.id) }),
       );
+      // A machine made from an image has a first-boot seed volume (runs recorded before images had none).
+      if (m.imageId && patched('seed-volume')) {
+        await saga.step('deleteSeed', () => host.deleteSeed({ pool: m.storagePool, machineId: m.id }));
+      }
       await saga.step('removeVmFilter', () => host.removeVmFilter({ name: m.filterName }));
       // Runs recorded before filters were pruned went straight on to the row (replay keeps them so).
       if (patched('prune-filters')) {

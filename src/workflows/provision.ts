@@ -1,7 +1,7 @@
 import { patched } from '@temporalio/workflow';
 import type { CreatePlan } from '../activities/db';
 import { db, hostActivities, hostUndo, longRunningActivity, type Saga } from './saga';
-import { libvirtNames } from './shared';
+import { libvirtNames, type SealedSecretRef } from './shared';
 
 type InsertMachine = Parameters<typeof db.insertMachine>[0];
 
@@ -55,6 +55,8 @@ export async function provisionMachine(
     name: string;
     plan: CreatePlan;
     disk?: { cloneFromPath?: string; backingPath?: string };
+    /** The user's sealed guest secrets (password, product key, user data), for the seed. */
+    guestSecrets?: SealedSecretRef;
   },
 ): Promise<Provisioned> {
   const { plan, machineId } = input;
@@ -62,11 +64,39 @@ export async function provisionMachine(
   const long = hostActivities(plan.host.name, longRunningActivity);
   const undo = hostUndo(plan.host.name);
   const volume = { pool: plan.host.storagePool, name: libvirtNames.volume(machineId) };
+  const image = plan.image;
+  // A disk from an image: an overlay on it (linked) or a copy of it (full), grown to the planned size. A
+  // clone's disk (input.disk) comes from its source instead.
+  const fromImage =
+    image && !input.disk
+      ? image.diskMode === 'full'
+        ? { cloneFromPath: image.path }
+        : { backingPath: image.path, backingFormat: image.format }
+      : {};
   const { path } = await saga.step(
     'createVolume',
-    () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB, ...input.disk }),
+    () => long.createVolume({ ...volume, capacityGiB: plan.storageGiB, ...fromImage, ...input.disk }),
     () => undo.deleteVolume(volume),
   );
+  // The first-boot seed (NoCloud or unattend ISO), before the domain that mounts it.
+  let seedPath: string | undefined;
+  if (image?.seed && image.provisioning !== 'none') {
+    const seedRef = { pool: plan.host.storagePool, machineId };
+    const kind = image.provisioning;
+    const provisioning = image.seed;
+    const seed = await saga.step(
+      'writeSeed',
+      () =>
+        long.writeSeed({
+          ...seedRef,
+          kind,
+          provisioning,
+          ...(input.guestSecrets ? { guestSecrets: input.guestSecrets } : {}),
+        }),
+      () => undo.deleteSeed(seedRef),
+    );
+    seedPath = seed.path;
+  }
   const shared = plan.departmentFilterSpecs;
   const sharedNames = [...new Set([...(shared ?? []).map((s) => s.name), plan.departmentFilterName])];
   // Runs recorded before filters were pruned registered no undo here (replay keeps them as they were).
@@ -102,6 +132,8 @@ export async function provisionMachine(
         diskPath: path,
         networkName: plan.networkName,
         filterName: plan.filterName,
+        ...(seedPath ? { seedPath } : {}),
+        ...(image ? { firmware: image.firmware } : {}),
       }),
     () => undo.undefineDomain(domainRef),
   );

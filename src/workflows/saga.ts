@@ -17,6 +17,7 @@ import type { NetworkDbActivities } from '../activities/db-network';
 import type { NetworkActivities } from '../activities/network';
 import type { LibvirtActivities } from '../activities/libvirt';
 import type { NwfilterActivities } from '../activities/nwfilter';
+import type { SeedActivities } from '../activities/seed';
 import type { StorageActivities } from '../activities/storage';
 import type { MachineStatus } from '../entities/machine-status';
 import type { OperationResource, OperationType } from '../entities/operation';
@@ -95,7 +96,8 @@ type HostActivities = LibvirtActivities &
   StorageActivities &
   NwfilterActivities &
   NetworkActivities &
-  ImageHostActivities;
+  ImageHostActivities &
+  SeedActivities;
 
 /** Hypervisor activities of a host, with the given preset. */
 export function hostActivities(hostName: string, preset: ActivityOptions = hypervisorActivity) {

@@ -4,6 +4,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import type { MachineStatus } from '../entities/machine-status';
+import type { Provisioning } from '../guests/provisioning';
 
 /** Workflows and DB/event activities run here. */
 export const CONTROL_TASK_QUEUE = 'vmflow-control';
@@ -153,8 +154,10 @@ export interface CreateMachineInput extends OperationContext {
   /** Libvirt network; default: the department's, else the host's default vmflow network. */
   networkName?: string;
   start?: boolean;
-  /** The user's guest password / product key, sealed. Never in clear text in history. */
+  /** The user's guest password, product key and user data, sealed. Never in clear text in history. */
   guestSecrets?: SealedSecretRef;
+  /** First-boot provisioning in clear (host name, user, SSH keys); for a template with an image. */
+  provisioning?: Provisioning;
 }
 
 /** Input of cloneMachine. */
@@ -164,6 +167,8 @@ export interface CloneMachineInput extends OperationContext {
   name: string;
   linked: boolean;
   ownerId: string;
+  /** The clone's host name, for a source made from an image (default: derived from its name). */
+  hostname?: string;
 }
 
 /** Input of destroyMachine. */

@@ -7,14 +7,16 @@
  * needs it). Deleting a department is refused while machines or networks belong to it, and takes its
  * filter row, rules, service settings and the custom filters scoped to it along.
  */
-import { In } from 'typeorm';
+import { type EntityManager, In } from 'typeorm';
 import { Department, DepartmentMember, type DepartmentRole } from '../../entities/department';
 import { FirewallFilter, FirewallRule, ServiceSetting } from '../../entities/firewall';
+import { Image } from '../../entities/image';
 import { Machine } from '../../entities/machine';
 import { MachineTemplate } from '../../entities/machine-template';
 import { Network } from '../../entities/network';
 import { User } from '../../entities/user';
 import { ensureDepartmentFilterRow } from '../../firewall/load';
+import { imageUseProblem } from '../../machines/rules';
 import { firewallWorkflowId, flushWorkflowId, libvirtNames } from '../../workflows/shared';
 import { type ApiContext } from '../context';
 import { conflict, forbidden, notFound, refused } from '../errors';
@@ -294,6 +296,16 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
     if (!t) throw notFound('template');
     return t;
   };
+  /**
+   * A template's image must be ready and no bigger than its disk. Read under a shared lock, in the
+   * template's transaction: a delete of the image (which locks it to check its users) waits for it.
+   */
+  const checkImage = async (m: EntityManager, imageId: string | null, storageGiB: number) => {
+    if (imageId === null) return;
+    const image = await m.findOne(Image, { where: { id: imageId }, lock: { mode: 'pessimistic_read' } });
+    const problem = imageUseProblem(image, { field: 'imageId', storageGiB });
+    if (problem) throw refused(problem.message, problem.field);
+  };
   return [
     templatesApi.get(
       '/api/templates',
@@ -322,6 +334,7 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
           const t = await ctx.ds.transaction(async (m) => {
             const existing = await m.findOne(MachineTemplate, { where: { id: ids.resource } });
             if (existing) return existing;
+            await checkImage(m, body.imageId ?? null, body.storage);
             await m.insert(MachineTemplate, {
               id: ids.resource,
               name: body.name,
@@ -330,6 +343,8 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
               memoryMiB: body.memory,
               storageGiB: body.storage,
               os: body.os,
+              imageId: body.imageId ?? null,
+              diskMode: body.diskMode ?? 'linked',
             });
             const t = await m.findOneOrFail(MachineTemplate, { where: { id: ids.resource } });
             await event(m, 'templates', 'create', t.id, { template: templateView(t) }, p);
@@ -361,8 +376,20 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
         if (body.memory !== undefined) patch.memoryMiB = body.memory;
         if (body.storage !== undefined) patch.storageGiB = body.storage;
         if (body.os !== undefined) patch.os = body.os;
+        if (body.imageId !== undefined) patch.imageId = body.imageId;
+        if (body.diskMode !== undefined) patch.diskMode = body.diskMode;
         try {
           const t = await ctx.ds.transaction(async (m) => {
+            const before = await m.findOneOrFail(MachineTemplate, {
+              where: { id: params.id },
+              lock: { mode: 'pessimistic_write' },
+            });
+            if (body.imageId !== undefined || body.storage !== undefined)
+              await checkImage(
+                m,
+                body.imageId !== undefined ? body.imageId : before.imageId,
+                patch.storageGiB ?? before.storageGiB,
+              );
             await m.update(MachineTemplate, { id: params.id }, patch);
             const t = await m.findOneOrFail(MachineTemplate, { where: { id: params.id } });
             await event(m, 'templates', 'update', t.id, { template: templateView(t) }, p);

@@ -8,15 +8,23 @@
 import { DepartmentMember } from '../../entities/department';
 import { FirewallFilter } from '../../entities/firewall';
 import { Host } from '../../entities/host';
+import { Image } from '../../entities/image';
 import { Machine } from '../../entities/machine';
 import { MachineTemplate } from '../../entities/machine-template';
 import { User } from '../../entities/user';
 import { ensureVmFilterRow, machineServices } from '../../firewall/load';
 import { MAX_INCLUDES } from '../../firewall/validate';
-import { mayOwnIn, nameTakenMessage, ownerProblem } from '../../machines/rules';
+import {
+  checkProvisioningForImage,
+  provisioningFromRequest,
+  type GuestSecrets,
+  type Provisioning,
+  type ProvisioningRequest,
+} from '../../guests/provisioning';
+import { imageUseProblem, mayOwnIn, nameTakenMessage, ownerProblem } from '../../machines/rules';
 import { firewallWorkflowId, HARDWARE_FROM, POWER_FROM, type FirewallChange } from '../../workflows/shared';
 import { type ApiContext } from '../context';
-import { conflict, forbidden, notFound, refused } from '../errors';
+import { badRequest, conflict, forbidden, notFound, refused } from '../errors';
 import {
   assertIncludableByVm,
   departmentScope,
@@ -105,6 +113,45 @@ function creatingMachine(
 }
 
 /** 409 when the department already has a machine of this name. */
+/**
+ * The first-boot provisioning of a create request, checked against the template's image (src/guests):
+ * what travels in clear and what must be sealed. A template without an image provisions nothing: only the
+ * older `guestPassword`/`productKey` are still accepted there (sealed and kept, as before images).
+ */
+async function provisioningFor(
+  ctx: ApiContext,
+  b: ProvisioningRequest & { name: string },
+  machineId: string,
+  template: MachineTemplate,
+  use: { departmentId: string; storageGiB: number },
+): Promise<{ provisioning: Provisioning | null; secrets: GuestSecrets | null }> {
+  const { provisioning, secrets, problems } = provisioningFromRequest(b, machineId);
+  if (!template.imageId) {
+    const given = (['username', 'password', 'sshKeys', 'hostname', 'userData'] as const).find(
+      (f) => b[f] !== undefined,
+    );
+    if (given) throw refused('this template has no image: there is nothing to provision', given);
+    const legacy = { ...(secrets?.password !== undefined ? { password: secrets.password } : {}) };
+    const kept = {
+      ...legacy,
+      ...(secrets?.productKey !== undefined ? { productKey: secrets.productKey } : {}),
+    };
+    return { provisioning: null, secrets: Object.keys(kept).length ? kept : null };
+  }
+  const image = await ctx.ds.getRepository(Image).findOne({ where: { id: template.imageId } });
+  const unusable = imageUseProblem(image, { field: 'templateId', ...use });
+  if (unusable) throw refused(unusable.message, unusable.field);
+  const all = [...problems, ...checkProvisioningForImage(provisioning, image!)];
+  const invalid = all.filter((x) => x.status === 400);
+  if (invalid.length)
+    throw badRequest(
+      invalid[0]!.message,
+      invalid.map(({ field, message }) => ({ field, message })),
+    );
+  if (all[0]) throw refused(all[0].message, all[0].field);
+  return image!.provisioning === 'none' ? { provisioning: null, secrets: null } : { provisioning, secrets };
+}
+
 async function nameTaken(ctx: ApiContext, departmentId: string, name: string): Promise<void> {
   if (await ctx.ds.getRepository(Machine).exists({ where: { departmentId, name } })) {
     throw conflict(nameTakenMessage(name), {
@@ -229,14 +276,12 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
         if (!template) throw notFound('template', 'templateId');
         const network = b.networkId ? await machineNetwork(ctx, p, b.networkId, dept.id) : null;
         await nameTaken(ctx, dept.id, b.name);
-        const secrets =
-          b.guestPassword !== undefined || b.productKey !== undefined
-            ? ctx.secrets.seal({
-                ...(b.guestPassword !== undefined ? { password: b.guestPassword } : {}),
-                ...(b.productKey !== undefined ? { productKey: b.productKey } : {}),
-              })
-            : undefined;
         const machineId = ids.resource;
+        const { provisioning, secrets: guest } = await provisioningFor(ctx, b, machineId, template, {
+          departmentId: dept.id,
+          storageGiB: b.storage ?? template.storageGiB,
+        });
+        const secrets = guest ? ctx.secrets.seal(guest) : undefined;
         const operation = await ctx.operations.start(
           'createMachine',
           {
@@ -255,6 +300,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             ...(network ? { networkName: network.networkName, hostName: network.hostName } : {}),
             ...(ctx.placementHost && !network ? { hostName: ctx.placementHost } : {}),
             ...(secrets ? { guestSecrets: secrets } : {}),
+            ...(provisioning ? { provisioning } : {}),
           },
           { ownerId, departmentId: dept.id, actorId: p.id },
         );
@@ -342,6 +388,7 @@ export function machineRoutes(ctx: ApiContext): RouteSpec[] {
             ownerId: p.id,
             actorId: p.id,
             idempotencyKey,
+            ...(b.hostname !== undefined ? { hostname: b.hostname } : {}),
           },
           { ownerId: p.id, departmentId: source.departmentId, actorId: p.id },
         );

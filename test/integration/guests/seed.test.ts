@@ -115,7 +115,8 @@ describe('seed activities (real libvirtd)', () => {
     expect(vol).not.toBeNull();
     expect(await vol.getPath()).toBe(result.path);
     expect((await vol.getInfo()).capacity).toBe(result.sizeBytes);
-    expect(await vol.getXML()).toMatch(/<format type='raw'\/>/);
+    // Created raw; libvirt probes the uploaded content and then reports it as what it is, an ISO.
+    expect(await vol.getXML()).toMatch(/<format type='(raw|iso)'\/>/);
     expect(statSync(result.path).mode & 0o077).toBe(0); // private to its owner
 
     expect(isoinfo(['-d', '-i', result.path])).toMatch(/^Volume id: cidata$/m);
@@ -215,17 +216,19 @@ describe('seed activities (real libvirtd)', () => {
   it('a fault while writing the volume removes the volume it made', async () => {
     const id = randomUUID();
     made.push(id);
-    // The real libvirt, except that the new volume's path lookup fails once: the write cannot start.
+    // The real libvirt, except that the new volume's upload stream fails once: the write cannot finish.
     const faulty = new LibvirtProvider(LIBVIRT_URI);
     const real = await faulty.get();
     let failed = false;
     const volProxy = (v: StorageVolume): StorageVolume =>
       intercept(v, {
-        getPath: (real) => () => {
-          if (failed) return real();
-          failed = true;
-          return Promise.reject(new Error('injected: volume path unavailable'));
-        },
+        uploadFile:
+          (real) =>
+          (...args: Parameters<StorageVolume['uploadFile']>) => {
+            if (failed) return real(...args);
+            failed = true;
+            return Promise.reject(new Error('injected: upload stream broke'));
+          },
       });
     const poolProxy = (pl: StoragePool): StoragePool =>
       intercept(pl, { createVolume: (real) => async (xml: string) => volProxy(await real(xml)) });
