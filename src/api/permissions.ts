@@ -18,6 +18,7 @@
  */
 import { type DataSource } from 'typeorm';
 import { DepartmentMember, type DepartmentRole } from '../entities/department';
+import { type Image } from '../entities/image';
 import { User, type UserRole } from '../entities/user';
 
 /** The authenticated caller, with its department memberships. */
@@ -68,6 +69,17 @@ export const isAdmin = (p: Principal): boolean => p.role === 'ADMIN';
 /** True when the caller is a member (any role) of the department, or ADMIN. */
 export const belongsTo = (p: Principal, departmentId: string): boolean =>
   isAdmin(p) || p.departments.has(departmentId);
+
+/**
+ * May the caller use (and see) this image? ADMIN every image, in any status; others only `ready` images open
+ * to every department (`departmentIds` null) or to one of theirs. An image the caller may not use does not
+ * exist for it (404).
+ */
+export function canUseImage(p: Principal, i: Pick<Image, 'status' | 'departmentIds'>): boolean {
+  if (isAdmin(p)) return true;
+  if (i.status !== 'ready') return false;
+  return i.departmentIds === null || i.departmentIds.some((d) => p.departments.has(d));
+}
 
 /** True when the caller manages the department (or is ADMIN). */
 export const manages = (p: Principal, departmentId: string): boolean =>

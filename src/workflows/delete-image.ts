@@ -1,4 +1,4 @@
-import { db, dbUndo, failureMessage, hostActivities, runImageOperation } from './saga';
+import { db, dbUndo, hostActivities, runImageOperation, toOperationFailure } from './saga';
 import type { ImageStatus } from '../entities/image';
 import { type DeleteImageInput, type ImageOperationResult } from './shared';
 
@@ -47,7 +47,7 @@ export async function deleteImage(input: DeleteImageInput): Promise<ImageOperati
           actorId,
           imageId,
           status: destructive ? 'failed' : previous,
-          fields: destructive ? { lastError: `delete failed: ${failureMessage(err)}` } : {},
+          fields: destructive ? { lastError: `delete failed: ${toOperationFailure(err).message}` } : {},
           release: true,
           onlyIfHeldBy: operationId,
         });

@@ -2,11 +2,11 @@ import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import {
   db,
   dbUndo,
-  failureMessage,
   hostActivities,
   hostUndo,
   longRunningActivity,
   runImageOperation,
+  toOperationFailure,
   type Saga,
 } from './saga';
 import { FailureType, libvirtNames, type ImageOperationResult, type ImportImageInput } from './shared';
@@ -119,7 +119,8 @@ export async function markFailed(
     actorId: input.actorId,
     imageId: input.imageId,
     status: 'failed',
-    fields: { lastError: `${prefix}: ${failureMessage(err)}` },
+    // toOperationFailure: a cancellation's own message is empty; the reason recorded is "operation cancelled".
+    fields: { lastError: `${prefix}: ${toOperationFailure(err).message}` },
     release: true,
     onlyIfHeldBy: input.operationId,
   });

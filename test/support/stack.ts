@@ -8,9 +8,14 @@ import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { type Worker, type WorkflowBundle } from '@temporalio/worker';
 import { type DataSource } from 'typeorm';
 import { registerHost } from '../../src/activities/db';
-import { ArmedFaults, type FaultInjector } from '../../src/activities/faults';
+import { ArmedFaults, type FaultInjector, type FaultPhase } from '../../src/activities/faults';
 import { Host } from '../../src/entities/host';
-import { type Connection, type Network } from '../../src/libvirt/connection';
+import {
+  type Connection,
+  type Network,
+  type StoragePool,
+  type StorageVolume,
+} from '../../src/libvirt/connection';
 import { LibvirtProvider } from '../../src/libvirt/provider';
 import { probeQos } from '../../src/networks/qos';
 import { SecretBox } from '../../src/secrets';
@@ -27,6 +32,15 @@ function bound<T extends object>(target: T, prop: string | symbol): unknown {
   return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
 }
 
+/** True inside an activity of this type (false outside any activity). */
+function inActivity(type: string): boolean {
+  try {
+    return Context.current().info.activityType === type;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The libvirt the workers get: the real one, except that inside `redefineNetwork`, starting a network
  * (libvirt's `create`) first passes the fault step `restartNetwork:before`. That step sits in the middle
@@ -34,13 +48,7 @@ function bound<T extends object>(target: T, prop: string | symbol): unknown {
  * definition is exactly the failure the activity's fallback (define and start the previous one) is for.
  */
 export function withRestartFault(libvirt: LibvirtProvider, faults: FaultInjector): LibvirtProvider {
-  const inRedefine = () => {
-    try {
-      return Context.current().info.activityType === 'redefineNetwork';
-    } catch {
-      return false; // not in an activity
-    }
-  };
+  const inRedefine = () => inActivity('redefineNetwork');
   const network = (net: Network): Network =>
     new Proxy(net, {
       get: (t, p) =>
@@ -58,6 +66,52 @@ export function withRestartFault(libvirt: LibvirtProvider, faults: FaultInjector
           ? async (...args: Parameters<Connection['defineNetwork']>) =>
               network(await (t[p] as Connection['defineNetwork']).apply(t, args))
           : bound(t, p),
+    });
+  return new Proxy(libvirt, {
+    get: (t, p) => (p === 'get' ? async () => connection(await t.get()) : bound(t, p)),
+  });
+}
+
+/** Where a segment of an image upload is: the bytes of the staging file it writes into the volume. */
+export interface UploadSegment {
+  offset: number;
+  length: number;
+}
+
+/**
+ * The libvirt the workers get, with `hook` run before and after each segment an image upload writes (a
+ * volume's `uploadFile` inside `uploadImageContent`): the middle of an activity, where the fault interceptor
+ * cannot reach. Tests make an upload hang there (to cancel it mid-way) or go slowly (to crash it mid-way).
+ */
+export function withUploadHook(
+  libvirt: LibvirtProvider,
+  hook: (phase: FaultPhase, segment: UploadSegment) => void | Promise<void>,
+): LibvirtProvider {
+  const inUpload = () => inActivity('uploadImageContent');
+  const volume = (v: StorageVolume): StorageVolume =>
+    new Proxy(v, {
+      get: (t, p) =>
+        p === 'uploadFile'
+          ? async (file: string, opts: { offset?: number; length: number }) => {
+              const segment = { offset: opts.offset ?? 0, length: opts.length };
+              if (inUpload()) await hook('before', segment);
+              const written = await t.uploadFile(file, opts);
+              if (inUpload()) await hook('after', segment);
+              return written;
+            }
+          : bound(t, p),
+    });
+  const pool = (p: StoragePool): StoragePool =>
+    new Proxy(p, {
+      get: (t, k) =>
+        k === 'lookupVolumeByName'
+          ? async (name: string) => volume(await t.lookupVolumeByName(name))
+          : bound(t, k),
+    });
+  const connection = (conn: Connection): Connection =>
+    new Proxy(conn, {
+      get: (t, k) =>
+        k === 'lookupPoolByName' ? async (name: string) => pool(await t.lookupPoolByName(name)) : bound(t, k),
     });
   return new Proxy(libvirt, {
     get: (t, p) => (p === 'get' ? async () => connection(await t.get()) : bound(t, p)),
@@ -119,7 +173,15 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
         connection: env.nativeConnection,
         namespace: 'default',
         hostName,
-        deps: { libvirt: withRestartFault(libvirt, faults), dataSource, secrets, faults },
+        deps: {
+          // Fault steps inside activities: `restartNetwork` (redefineNetwork), `uploadSegment` (an image upload).
+          libvirt: withUploadHook(withRestartFault(libvirt, faults), (phase) =>
+            faults.check('uploadSegment', phase),
+          ),
+          dataSource,
+          secrets,
+          faults,
+        },
         workflowBundle: bundle,
       });
       running = Promise.all(workers.map((w) => w.run()));

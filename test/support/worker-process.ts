@@ -1,7 +1,8 @@
 /**
  * A worker in its own process, for crash tests: the suite SIGKILLs it mid-step and starts another.
- * Env: TEMPORAL_ADDRESS, DATABASE_URL, LIBVIRT_URI, TEST_HOST_NAME, TEST_HANG ("step:phase", optional).
- * Prints "READY" when polling and "HANG <step:phase>" when it reaches the armed step.
+ * Env: TEMPORAL_ADDRESS, DATABASE_URL, LIBVIRT_URI, TEST_HOST_NAME, TEST_HANG ("step:phase", optional),
+ * TEST_UPLOAD_SEGMENT_MS (optional: an image upload writes each segment after this long, and prints
+ * "SEGMENT <offset>" first). Prints "READY" when polling and "HANG <step:phase>" when it reaches the armed step.
  */
 import 'reflect-metadata';
 import { NativeConnection } from '@temporalio/worker';
@@ -10,6 +11,7 @@ import { createDataSource } from '../../src/entities/data-source';
 import { LibvirtProvider } from '../../src/libvirt/provider';
 import { SecretBox } from '../../src/secrets';
 import { createWorkers, runWorkers } from '../../src/worker/worker';
+import { withUploadHook } from './stack';
 
 async function main(): Promise<void> {
   const env = process.env;
@@ -21,7 +23,15 @@ async function main(): Promise<void> {
   }
   const dataSource = createDataSource(env.DATABASE_URL!);
   await dataSource.initialize();
-  const libvirt = new LibvirtProvider(env.LIBVIRT_URI ?? 'qemu:///system');
+  let libvirt = new LibvirtProvider(env.LIBVIRT_URI ?? 'qemu:///system');
+  if (env.TEST_UPLOAD_SEGMENT_MS) {
+    const ms = Number(env.TEST_UPLOAD_SEGMENT_MS);
+    libvirt = withUploadHook(libvirt, async (phase, { offset }) => {
+      if (phase !== 'before') return;
+      console.log(`SEGMENT ${offset}`);
+      await new Promise((r) => setTimeout(r, ms));
+    });
+  }
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS! });
   const workers = await createWorkers({
     connection,

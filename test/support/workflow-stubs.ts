@@ -21,6 +21,9 @@ import { departmentFilterSpec } from '../../src/firewall/compile';
 import { DEPARTMENT_CHANGE_FROM } from '../../src/workflows/shared';
 import { firewallStubs, stubVmSpec, type FirewallStubOptions } from './firewall-stubs';
 import { networkStubs, type NetworkStubOptions } from './network-stubs';
+import type { ImageDbActivities } from '../../src/activities/db-images';
+import type { ImageHostActivities } from '../../src/activities/images';
+import { imageStubs, type ImageStubOptions } from './image-stubs';
 
 /** The failure type stubs throw when told to fail without a type. */
 export const INJECTED = 'InjectedFault';
@@ -28,17 +31,18 @@ export const INJECTED = 'InjectedFault';
 /** Storage pool of the stub host. */
 export const STUB_POOL = 'vmflow-test-pool';
 
-type DbStubs = DbActivities & NetworkDbActivities & FirewallDbActivities;
+type DbStubs = DbActivities & NetworkDbActivities & FirewallDbActivities & ImageDbActivities;
 type HypervisorStubs = HostActivities &
   LibvirtActivities &
   StorageActivities &
   NwfilterActivities &
-  NetworkActivities;
+  NetworkActivities &
+  ImageHostActivities;
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
 /** One recorded activity call. `label` tells calls apart where the name alone does not. */
 export interface StubCall {
-  /** Activity name, or `<name>:<status>` for setMachineStatus / finishOperation, or `<name>:cancelled`. */
+  /** Activity name, or `<name>:<status>` for the status writes and finishOperation, or `<name>:cancelled`. */
   label: string;
   name: string;
   input: unknown;
@@ -97,6 +101,8 @@ export interface StubOptions {
   network?: NetworkStubOptions;
   /** Options of the firewall stubs (test/support/firewall-stubs.ts). */
   firewall?: FirewallStubOptions;
+  /** Options of the image stubs (test/support/image-stubs.ts). */
+  image?: ImageStubOptions;
 }
 
 /**
@@ -189,11 +195,18 @@ export class Stubs {
     };
     const network = networkStubs(this, opts);
     const firewall = firewallStubs(this, opts);
-    this.control = this.wrapAll({ ...this.dbImpl(), ...network.control, ...firewall.control });
+    const image = imageStubs(this, opts);
+    this.control = this.wrapAll({
+      ...this.dbImpl(),
+      ...network.control,
+      ...firewall.control,
+      ...image.control,
+    });
     this.hypervisor = this.wrapAll({
       ...this.hypervisorImpl(),
       ...network.hypervisor,
       ...firewall.hypervisor,
+      ...image.hypervisor,
     });
   }
 
@@ -525,7 +538,7 @@ export function createStubs(opts: StubOptions): Stubs {
 }
 
 function labelOf(name: string, input: unknown): string {
-  if (name === 'setMachineStatus' || name === 'finishOperation')
+  if (name === 'setMachineStatus' || name === 'setImageStatus' || name === 'finishOperation')
     return `${name}:${(input as { status: string }).status}`;
   return name;
 }

@@ -3,34 +3,13 @@
  * compensating failure, and a cancellation for firewallChange. They run against the firewall stubs
  * (test/support/firewall-stubs.ts).
  */
-import type { WorkflowHandle } from '@temporalio/client';
 import { customFilterSpec, departmentFilterSpec } from '../../src/firewall/compile';
 import { libvirtNames, type FirewallChangeInput } from '../../src/workflows/shared';
 import { uniqueId } from '../support/temporal';
-import {
-  type WorkflowHarness,
-  type WorkflowName,
-  operationContext,
-  within,
-} from '../support/workflow-harness';
-import { INJECTED, createStubs, machineFixture, type Stubs } from '../support/workflow-stubs';
+import { type WorkflowHarness, type WorkflowName, operationContext } from '../support/workflow-harness';
+import { INJECTED, createStubs, machineFixture } from '../support/workflow-stubs';
 import type { Scenario } from './history-scenarios';
-
-// As settle/cancelDuring of history-scenarios.ts (not imported from there: that module imports this one).
-const settle = async (handle: WorkflowHandle) => {
-  await within(
-    handle.result().catch(() => undefined),
-    `${handle.workflowId} to close`,
-  );
-  return handle;
-};
-async function cancelDuring(stubs: Stubs, label: string, start: () => Promise<WorkflowHandle>) {
-  const gate = stubs.gate(label);
-  const handle = await start();
-  await within(gate.entered, `${label} to start`);
-  await handle.cancel();
-  return settle(handle);
-}
+import { cancelDuring, settle } from './history-runs';
 
 /** Fixed ids: the recorded inputs stay the same from one recording to the next. */
 const DEPT = '6f1a9e8c-4b5d-4c2e-9f3a-7b8c9d0e1f2a';

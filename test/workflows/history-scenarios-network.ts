@@ -5,27 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NetworkView } from '../../src/activities/db-network';
-import type { WorkflowHandle } from '@temporalio/client';
-import { operationContext, within } from '../support/workflow-harness';
-import { INJECTED, machineFixture, type Stubs } from '../support/workflow-stubs';
+import { operationContext } from '../support/workflow-harness';
+import { INJECTED, machineFixture } from '../support/workflow-stubs';
 import { libvirtFixture, networkFixture } from '../support/network-stubs';
 import type { Scenario } from './history-scenarios';
-
-// As settle/cancelDuring of history-scenarios.ts (not imported from there: that module imports this one).
-const settle = async (handle: WorkflowHandle) => {
-  await within(
-    handle.result().catch(() => undefined),
-    `${handle.workflowId} to close`,
-  );
-  return handle;
-};
-async function cancelDuring(stubs: Stubs, label: string, start: () => Promise<WorkflowHandle>) {
-  const gate = stubs.gate(label);
-  const handle = await start();
-  await within(gate.entered, `${label} to start`);
-  await handle.cancel();
-  return settle(handle);
-}
+import { cancelDuring, settle } from './history-runs';
 
 /** Fixed ids: the recorded inputs stay the same from one recording to the next. */
 const NET = '3f7c1b2a-5d4e-4c6b-9a8f-0e1d2c3b4a51';

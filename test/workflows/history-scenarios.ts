@@ -15,7 +15,6 @@ import {
   type WorkflowRunner,
   type WorkflowName,
   operationContext,
-  within,
 } from '../support/workflow-harness';
 import {
   INJECTED,
@@ -28,6 +27,10 @@ import { historyToJsonText } from '../support/workflow-history';
 import { uniqueId } from '../support/temporal';
 import { FIREWALL_SCENARIOS } from './history-scenarios-firewall';
 import { NETWORK_SCENARIOS } from './history-scenarios-network';
+import { IMAGE_SCENARIOS } from './history-scenarios-image';
+import { cancelDuring, settle } from './history-runs';
+
+export { cancelDuring, settle };
 
 /** Where the committed histories live. */
 export const HISTORIES_DIR = path.join(__dirname, 'histories');
@@ -42,15 +45,6 @@ export interface Scenario {
   run: (run: WorkflowRunner, stubs: Stubs) => Promise<WorkflowHandle>;
 }
 
-/** Waits for a run to close. */
-export const settle = async (handle: WorkflowHandle) => {
-  await within(
-    handle.result().catch(() => undefined),
-    `${handle.workflowId} to close`,
-    30_000,
-  );
-  return handle;
-};
 const create = (start: boolean) => ({
   ...operationContext(),
   machineId: uniqueId('m'),
@@ -71,19 +65,6 @@ const clone = (linked: boolean) => ({
   linked,
   ownerId: 'owner-1',
 });
-
-/** Cancels the run once `label` has started (a cancellable gate), and waits for it to close. */
-export async function cancelDuring(
-  stubs: Stubs,
-  label: string,
-  start: () => Promise<WorkflowHandle>,
-): Promise<WorkflowHandle> {
-  const gate = stubs.gate(label);
-  const handle = await start();
-  await within(gate.entered, `${label} to start`);
-  await handle.cancel();
-  return settle(handle);
-}
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -184,6 +165,7 @@ export const SCENARIOS: Scenario[] = [
   },
   ...NETWORK_SCENARIOS,
   ...FIREWALL_SCENARIOS,
+  ...IMAGE_SCENARIOS,
 ];
 
 /**

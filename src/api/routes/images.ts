@@ -21,10 +21,10 @@ import { type ApiContext } from '../context';
 import { badRequest, conflict, forbidden, notFound, ProblemError, refused } from '../errors';
 import { accepted } from '../handler';
 import { assertIdle } from '../idle';
-import { receiveUpload, stagingPath } from '../image-staging';
+import { receiveUpload, stagingPath, UploadInterruptedError } from '../image-staging';
 import { isDuplicate } from '../lookups';
 import { keysetPage, viewPage } from '../pagination';
-import { isAdmin, type Principal } from '../permissions';
+import { canUseImage, isAdmin, type Principal } from '../permissions';
 import { ACCEPTED, acceptedAs, created, ok, routesFor, type RouteSpec } from '../route';
 import { IdParams } from '../schemas';
 import {
@@ -39,13 +39,6 @@ import {
 const adminsOnly = (p: Principal) => {
   if (!isAdmin(p)) throw forbidden('only admins manage images');
 };
-
-/** May the caller use (and see) this image? Admins all; others ready ones their departments may use. */
-export function canUseImage(p: Principal, i: Pick<Image, 'status' | 'departmentIds'>): boolean {
-  if (isAdmin(p)) return true;
-  if (i.status !== 'ready') return false;
-  return i.departmentIds === null || i.departmentIds.some((d) => p.departments.has(d));
-}
 
 /** Loads an image the caller may see, else 404 (whether it exists or not). */
 async function visibleImage(ctx: ApiContext, p: Principal, id: string): Promise<Image> {
@@ -280,7 +273,17 @@ export function imageRoutes(ctx: ApiContext): RouteSpec[] {
           req,
           stagingPath(ctx.images.stagingDir, i.id, ids.operation),
           ctx.images.maxBytes,
-        );
+        ).catch((err: unknown) => {
+          // The client went away: not a server fault (no error log, no 500); nothing was staged or started.
+          if (err instanceof UploadInterruptedError) {
+            ctx.logger.warn(
+              { imageId: i.id, operationId: ids.operation },
+              'image upload interrupted: the client went away before the end of the body; nothing staged',
+            );
+            throw badRequest(err.message, [{ field: '(body)', message: 'incomplete' }]);
+          }
+          throw err;
+        });
         try {
           if (staged.sizeBytes === 0)
             throw badRequest('the body is empty', [{ field: '(body)', message: 'empty' }]);

@@ -3,13 +3,18 @@
  * the importImage workflow into a volume whose bytes equal the upload; a wrong sha256, a fault at each step
  * and a body over the limit leave no volume and no staging file; bad input is a 400 naming the field;
  * admins manage images and users see only the ready images their departments may use; a used image
- * cannot be deleted (409), an unused one is deleted with its volume.
+ * cannot be deleted (409), an unused one is deleted with its volume. A client that disconnects mid-body and a
+ * chunked body that grows past the limit leave nothing; an import cancelled mid-upload removes the volume and
+ * the staging file. After every test: no volume of a deleted image, no staging file of an ended operation.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { type Department } from '../../../src/entities/department';
 import { Image } from '../../../src/entities/image';
 import { type User } from '../../../src/entities/user';
@@ -20,6 +25,8 @@ import { seedDepartment, seedTemplate, seedUser } from '../../support/db';
 import { waitFor } from '../../support/machines';
 import { startStack, TEST_POOL, type Stack } from '../../support/stack';
 import { MachineTemplate } from '../../../src/entities/machine-template';
+import { Operation } from '../../../src/entities/operation';
+import { imageLeftovers, NO_IMAGE_LEFTOVERS } from '../../support/leftovers';
 
 const MAX = 4 * 1024 * 1024;
 
@@ -35,6 +42,8 @@ describe('/api/images on the real stack', () => {
   let qcow2: Buffer;
   let qcow2Sha: string;
   const made: string[] = [];
+  /** The API's log lines (pino JSON). */
+  const logs: Array<{ level: number; msg: string; imageId?: string; err?: unknown }> = [];
 
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
   const op = async (id: string) =>
@@ -84,7 +93,10 @@ describe('/api/images on the real stack', () => {
     stack = await startStack();
     staging = mkdtempSync(path.join(tmpdir(), 'vmflow-staging-'));
     work = mkdtempSync(path.join(tmpdir(), 'vmflow-images-'));
-    h = await startApi(stack, { images: { stagingDir: staging, maxBytes: MAX } });
+    h = await startApi(stack, {
+      images: { stagingDir: staging, maxBytes: MAX },
+      logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) }),
+    });
     admin = await seedUser(stack.dataSource, 'ADMIN');
     alice = await seedUser(stack.dataSource);
     deptA = await seedDepartment(stack.dataSource, [[alice, 'MEMBER']]);
@@ -108,6 +120,33 @@ describe('/api/images on the real stack', () => {
     rmSync(staging, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
+
+  afterEach(async () => {
+    expect(await imageLeftovers(made, { ...stack, stagingDir: staging })).toEqual(NO_IMAGE_LEFTOVERS);
+  });
+
+  /** A PUT of the content written by hand: `headers` as given (no Content-Length: chunked). */
+  const rawPut = (id: string, headers: Record<string, string> = {}) => {
+    const req = http.request(`${h.url}/api/images/${id}/content`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${h.token(admin)}`,
+        'content-type': 'application/octet-stream',
+        ...headers,
+      },
+    });
+    const answer = new Promise<{ status: number; body: { errors?: unknown } }>((resolve, reject) => {
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+      });
+      req.on('error', reject);
+    });
+    return { req, answer };
+  };
+  const operationsOf = (imageId: string) =>
+    stack.dataSource.getRepository(Operation).count({ where: { resourceId: imageId } });
 
   it('imports an upload: the volume holds exactly the uploaded bytes, the staging file is gone', async () => {
     const img = await create();
@@ -191,6 +230,73 @@ describe('/api/images on the real stack', () => {
     expect(r.status).toBe(413);
     expect(stagingFiles()).toEqual([]);
     expect((await row(img.id)).status).toBe('pending');
+  });
+
+  it('a client that disconnects mid-body: nothing staged, no operation, the image still pending, a warning', async () => {
+    const img = await create();
+    const { req, answer } = rawPut(img.id, { 'content-length': String(MAX) });
+    answer.catch(() => undefined); // the client goes away: it gets no answer
+    req.write(Buffer.alloc(256 * 1024, 1));
+    await waitFor(async () => stagingFiles().length > 0, 'the upload to reach its staging file');
+    req.destroy();
+
+    const warned = await waitFor(
+      async () => logs.find((l) => l.imageId === img.id && /upload interrupted/.test(l.msg)),
+      'the interruption to be logged',
+    );
+    expect(warned.level).toBe(40); // warn
+    expect(logs.filter((l) => l.level >= 50)).toEqual([]);
+    await waitFor(async () => stagingFiles().length === 0, 'the partial file to be removed');
+    expect(await row(img.id)).toMatchObject({ status: 'pending', currentOperationId: null });
+    expect(await operationsOf(img.id)).toBe(0);
+    expect(await volumeOf(libvirtNames.imageVolume(img.id))).toBeNull();
+  });
+
+  it('a chunked body (no Content-Length) that grows past the limit is a 413; nothing is left', async () => {
+    const img = await create();
+    const { req, answer } = rawPut(img.id);
+    const chunk = Buffer.alloc(256 * 1024, 2);
+    for (let sent = 0; sent <= MAX; sent += chunk.length) if (!req.write(chunk)) await once(req, 'drain');
+    req.end();
+
+    const r = await answer;
+    expect(req.getHeader('content-length')).toBeUndefined();
+    expect(r.status).toBe(413);
+    expect(r.body.errors).toEqual([{ field: '(body)', message: `at most ${MAX} bytes` }]);
+    expect(stagingFiles()).toEqual([]);
+    expect(await row(img.id)).toMatchObject({ status: 'pending', currentOperationId: null });
+    expect(await operationsOf(img.id)).toBe(0);
+    expect(await volumeOf(libvirtNames.imageVolume(img.id))).toBeNull();
+  });
+
+  it('an import cancelled mid-upload: no volume, no staging file, the image failed with the reason', async () => {
+    const img = await create();
+    // The first segment is in the volume; the upload then waits there until it hears of the cancellation.
+    const hung = new Promise<void>((resolve) => (stack.faults.onHang = () => resolve()));
+    stack.faults.arm('uploadSegment', 'after', { hang: true });
+    try {
+      const r = await upload(img.id, qcow2);
+      expect(r.status).toBe(202);
+      await hung;
+      expect(await volumeOf(libvirtNames.imageVolume(img.id))).not.toBeNull();
+      const cancel = await h.call('POST', `/api/operations/${r.body.operation.id}/cancel`, { as: admin });
+      expect(cancel.status).toBe(202);
+      const done = await op(r.body.operation.id);
+      expect(done.status).toBe('cancelled');
+      expect(done.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(
+        expect.arrayContaining(['upload:failed', 'createVolume:compensated']),
+      );
+    } finally {
+      stack.faults.clear();
+      stack.faults.onHang = () => undefined;
+    }
+    expect(await row(img.id)).toMatchObject({
+      status: 'failed',
+      lastError: 'import failed: operation cancelled',
+      currentOperationId: null,
+    });
+    expect(await volumeOf(libvirtNames.imageVolume(img.id))).toBeNull();
+    expect(stagingFiles()).toEqual([]);
   });
 
   it.each<[string, Record<string, unknown>, string]>([

@@ -3,8 +3,7 @@
  * a step's side effect and before it could report it; a new worker process picks the workflows up and
  * they finish, with no duplicate domain or volume and nothing left behind.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import { type ChildProcess } from 'node:child_process';
 import { startMachineOperation } from '../../../src/client/machine-operations';
 import { Machine } from '../../../src/entities/machine';
 import { parseDomainXml } from '../../../src/libvirt/xml';
@@ -12,49 +11,7 @@ import { libvirtNames } from '../../../src/workflows/shared';
 import { NO_HYPERVISOR_TRACE, tracesOf } from '../../support/leftovers';
 import { createRequest, destroyIfPresent, seedWorld, type World } from '../../support/machines';
 import { startStack, TEST_POOL, type Stack } from '../../support/stack';
-
-const root = path.resolve(__dirname, '../../..');
-
-/** Starts a worker process; resolves once it prints `until` (READY or HANG …). */
-function startWorker(
-  hostName: string,
-  hang?: string,
-): { child: ChildProcess; reached: (line: string) => Promise<void> } {
-  const child = spawn(
-    path.join(root, 'node_modules/.bin/tsx'),
-    [path.join(root, 'test/support/worker-process.ts')],
-    {
-      cwd: root,
-      env: { ...process.env, TEST_HOST_NAME: hostName, ...(hang ? { TEST_HANG: hang } : {}) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      detached: true,
-    },
-  );
-  let out = '';
-  const waiters: Array<() => void> = [];
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    waiters.splice(0).forEach((w) => w());
-  });
-  const reached = (line: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (out.includes(line)) return resolve();
-        if (child.exitCode !== null) return reject(new Error(`worker exited before printing ${line}`));
-        waiters.push(check);
-      };
-      check();
-    });
-  return { child, reached };
-}
-
-function kill9(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    process.kill(-child.pid!, 'SIGKILL');
-  });
-}
+import { kill9, startWorker } from '../../support/worker-control';
 
 describe('worker crash in the middle of an operation', () => {
   let stack: Stack;

@@ -7,6 +7,7 @@ import {
   canCreateMachine,
   canOperateMachine,
   canSeeEvent,
+  canUseImage,
   canViewMachine,
   roomsForEvent,
   roomsForPrincipal,
@@ -79,4 +80,29 @@ describe('permissions', () => {
     expect(roomsForPrincipal(peer)).not.toContain('managers:A');
     expect(roomsForEvent(events[0]!)).not.toContain('department:A');
   });
+
+  it.each([
+    ['open to every department', null, ['owner', 'peer', 'outsider', 'manager', 'managerB', 'admin']],
+    ['open to A', ['A'], ['owner', 'peer', 'manager', 'managerB', 'admin']],
+    ['open to B', ['B'], ['outsider', 'managerB', 'admin']],
+    ['open to A and B', ['A', 'B'], ['owner', 'peer', 'outsider', 'manager', 'managerB', 'admin']],
+    ['open to no department', [], ['admin']],
+  ] as const)('a ready image %s: usable by exactly the callers listed', (_what, departmentIds, users) => {
+    const image = {
+      status: 'ready' as const,
+      departmentIds: departmentIds === null ? null : [...departmentIds],
+    };
+    const usable = Object.entries(everyone)
+      .filter(([, p]) => canUseImage(p, image))
+      .map(([who]) => who);
+    expect(usable).toEqual(users);
+  });
+
+  it.each(['pending', 'importing', 'failed', 'deleting'] as const)(
+    'an image that is %s is usable (and visible) by admins only',
+    (status) => {
+      for (const [who, p] of Object.entries(everyone))
+        expect([who, canUseImage(p, { status, departmentIds: null })]).toEqual([who, who === 'admin']);
+    },
+  );
 });
