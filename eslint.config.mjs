@@ -8,7 +8,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'native/build/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'native/build/**', 'coverage/**', '.vmflow/**', '.tools/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -157,6 +157,14 @@ ensure_redis() {
   fi
 }
 
+# The project's guest image (scripts/image/build.sh): built offline from Debian packages into the per-user
+# cache, keyed by its recipe, so a second run finds it in a second. Machines from it boot a real OS.
+ensure_guest_image() {
+  local img
+  img="$(bash scripts/image/build.sh)" || die "the guest image did not build (see the log it names)"
+  log "guest image: $img"
+}
+
 ensure_database() {
   log "migrating database ${DATABASE_URL:-mysql://root@127.0.0.1:3306/vmflow}"
   npx --no-install tsx src/entities/migrate.ts
@@ -180,6 +188,7 @@ case "${1:-all}" in
     ensure_mariadb
     ensure_redis
     ensure_database
+    ensure_guest_image
     ;;
   *) die "usage: $0 [all|native]" ;;
 esac

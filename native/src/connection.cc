@@ -142,6 +142,17 @@ Napi::Value GetNodeInfo(Connection& self, const Napi::CallbackInfo& info) {
   });
 }
 
+// getDomainCapabilities(virttype): what a domain of that type (kvm, qemu) may use on this host: the CPU
+// models QEMU can run under it, among other things. Emulator, arch and machine: libvirt's defaults.
+Napi::Value GetDomainCapabilities(Connection& self, const Napi::CallbackInfo& info) {
+  std::string virttype = ArgString(info, 0, "virttype");
+  return self.Run(info.Env(), [virttype = std::move(virttype)](virConnectPtr c) {
+    return ResolveString(TakeString(
+        virConnectGetDomainCapabilities(c, nullptr, "x86_64", nullptr, virttype.c_str(), 0),
+        "virConnectGetDomainCapabilities"));
+  });
+}
+
 Napi::Value GetFreeMemory(Connection& self, const Napi::CallbackInfo& info) {
   return self.Run(info.Env(), [](virConnectPtr c) {
     unsigned long long bytes = virNodeGetFreeMemory(c);
@@ -237,6 +248,7 @@ Napi::Function Connection::Define(Napi::Env env) {
           H::InstanceMethod("getCapabilities", &H::OwnedString<virConnectGetCapabilities>),
           VMFLOW_CUSTOM("getNodeInfo", GetNodeInfo),
           VMFLOW_CUSTOM("getFreeMemory", GetFreeMemory),
+          VMFLOW_CUSTOM("getDomainCapabilities", GetDomainCapabilities),
           VMFLOW_CUSTOM("getLibVersion", GetLibVersion),
           VMFLOW_CUSTOM("getVersion", GetVersion),
           VMFLOW_CUSTOM("setKeepAlive", SetKeepAlive),

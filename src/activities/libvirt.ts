@@ -82,6 +82,14 @@ export function maxMemoryFor(hostMemoryMiB: number, memoryMiB: number): number {
  * before it acts, so running it twice gives the same result, and each refuses to touch a domain whose
  * vmflow metadata names another machine.
  */
+/**
+ * Whether the domain capabilities say QEMU's default x86-64 CPU model (`qemu64`, what a domain without a
+ * `<cpu>` element gets) is usable: `<model usable='yes' …>qemu64</model>`.
+ */
+export function defaultCpuUsable(domainCapabilitiesXml: string): boolean {
+  return /<model usable='yes'[^>]*>qemu64<\/model>/.test(domainCapabilitiesXml);
+}
+
 export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtActivityDeps) {
   let probedType: Promise<'kvm' | 'qemu'> | null = null;
 
@@ -98,7 +106,9 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
 
   /**
    * kvm where the host can really run it, else qemu (TCG). libvirt lists kvm whenever /dev/kvm exists,
-   * even where QEMU may not open it, so probe once: start a tiny paused kvm domain and remove it.
+   * even where QEMU may not open it or cannot run a real OS on it, so probe once: the CPU model our domains
+   * get (QEMU's default, qemu64) must be usable under kvm (a nested KVM that lacks SSE3 says it is not,
+   * and does not boot Linux), and a tiny paused kvm domain must start.
    */
   async function domainType(): Promise<'kvm' | 'qemu'> {
     if (virtType) return virtType;
@@ -106,6 +116,8 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
       const conn = await libvirt.get();
       const caps = await conn.getCapabilities();
       if (!/<arch name='x86_64'>[\s\S]*?<domain type='kvm'/.test(caps)) return 'qemu';
+      const kvmCaps = await conn.getDomainCapabilities('kvm').catch(() => '');
+      if (!defaultCpuUsable(kvmCaps)) return 'qemu';
       const name = `vmflow-kvm-probe-${process.pid}`;
       let dom: Domain | null = null;
       try {

@@ -57,6 +57,10 @@ export function createStorageActivities({ libvirt }: StorageActivityDeps) {
           vol = await p.createVolume(xml);
         }
       }
+      // libvirt's copy keeps its source's size: a copy of an image is grown to the size asked for (here,
+      // not right after the copy, so that a retry after a crash between the two still grows it).
+      if (input.cloneFromPath && (await vol.getInfo()).capacity < input.capacityGiB * GiB)
+        await vol.resize(input.capacityGiB * GiB);
       const path = await vol.getPath();
       return { path };
     },

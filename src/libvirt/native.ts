@@ -168,6 +168,7 @@ export interface NativeConnection {
   getHostname(): Promise<string>;
   getURI(): Promise<string>;
   getCapabilities(): Promise<string>;
+  getDomainCapabilities(virttype: string): Promise<string>;
   getNodeInfo(): Promise<{
     model: string;
     memoryKiB: number;

@@ -297,12 +297,12 @@ export function templateRoutes(ctx: ApiContext): RouteSpec[] {
     return t;
   };
   /**
-   * A template's image must be ready and no bigger than its disk. Read under a shared lock, in the
+   * A template's image must be ready and no bigger than its disk. Read locked (FOR UPDATE: MariaDB has no FOR SHARE), in the
    * template's transaction: a delete of the image (which locks it to check its users) waits for it.
    */
   const checkImage = async (m: EntityManager, imageId: string | null, storageGiB: number) => {
     if (imageId === null) return;
-    const image = await m.findOne(Image, { where: { id: imageId }, lock: { mode: 'pessimistic_read' } });
+    const image = await m.findOne(Image, { where: { id: imageId }, lock: { mode: 'pessimistic_write' } });
     const problem = imageUseProblem(image, { field: 'imageId', storageGiB });
     if (problem) throw refused(problem.message, problem.field);
   };

@@ -167,6 +167,10 @@ export class Connection {
   getCapabilities(): Promise<string> {
     return this.#native.getCapabilities();
   }
+  /** The domain capabilities XML for x86_64 domains of `virttype` (libvirt's default emulator and machine). */
+  getDomainCapabilities(virttype: 'kvm' | 'qemu'): Promise<string> {
+    return this.#native.getDomainCapabilities(virttype);
+  }
   /** The libvirt version of the daemon side, e.g. `9.0.0`. */
   getLibVersion(): Promise<string> {
     return this.#native.getLibVersion();

@@ -21,6 +21,7 @@ import { type User } from '../../../src/entities/user';
 import { LibvirtErrorCode } from '../../../src/libvirt/errors';
 import { libvirtNames } from '../../../src/workflows/shared';
 import { startApi, type ApiHarness } from '../../support/api-harness';
+import { operationEnded } from '../../support/api-operations';
 import { seedDepartment, seedTemplate, seedUser } from '../../support/db';
 import { waitFor } from '../../support/machines';
 import { startStack, TEST_POOL, type Stack } from '../../support/stack';
@@ -46,15 +47,7 @@ describe('/api/images on the real stack', () => {
   const logs: Array<{ level: number; msg: string; imageId?: string; err?: unknown }> = [];
 
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  const op = async (id: string) =>
-    waitFor(
-      async () => {
-        const r = await h.call('GET', `/api/operations/${id}`, { as: admin });
-        return r.status === 200 && r.body.status !== 'running' ? r.body : undefined;
-      },
-      `operation ${id}`,
-      120_000,
-    );
+  const op = (id: string) => operationEnded(h, admin, id);
   const create = async (body: Record<string, unknown> = {}) => {
     const r = await h.call('POST', '/api/images', {
       as: admin,
@@ -63,6 +56,8 @@ describe('/api/images on the real stack', () => {
         osFamily: 'linux',
         format: 'qcow2',
         sha256: qcow2Sha,
+        // This suite's host: the test database holds the hosts of every suite that ran before.
+        hostName: stack.hostName,
         ...body,
       },
     });
@@ -358,6 +353,7 @@ describe('/api/images on the real stack', () => {
           name: `reg-${randomUUID().slice(0, 8)}`,
           osFamily: 'linux',
           format: 'qcow2',
+          hostName: stack.hostName,
           register: { volume: name },
         },
       });
