@@ -34,6 +34,10 @@ start api npx --no-install tsx src/api/main.ts
 wait_for 60 healthy "http://127.0.0.1:$PORT/healthz" || die "API did not come up: see $logs/api.log"
 wait_for 60 grep -q 'worker ready' "$logs/worker.log" || die "worker did not come up: see $logs/worker.log"
 grep -h WARNING "$logs/api.log" "$logs/worker.log" | sort -u >&2 || true
+# The project's guest image (built by set-up) as an image and a template a newcomer can create VMs from.
+guest="$(bash scripts/image/build.sh)"
+node scripts/register-guest-image.mjs "$guest" || die "could not register the guest image (see $logs/api.log)"
+
 cat <<MSG
 
 vmflow is up.
@@ -42,6 +46,9 @@ vmflow is up.
   API               http://127.0.0.1:$PORT   (health: /healthz)
   Logs              $logs/{temporal,worker,api}.log
   Stop              bash scripts/up.sh stop
+  A VM that boots   template debian-12-small (the project's Debian 12 image): POST /api/machines with
+                    its templateId, a departmentId, "start": true, "username", "password" and/or
+                    "sshKeys" (docs/guests.md)
 MSG
 if [ -z "${ADMIN_EMAIL:-}" ] || [ -z "${ADMIN_PASSWORD:-}" ]; then
   # The same development-only defaults as src/config.ts (DEV_ADMIN); never used with NODE_ENV=production.
