@@ -9,8 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { type Department } from '../../../src/entities/department';
 import { Event } from '../../../src/entities/event';
 import { Host } from '../../../src/entities/host';
+import { Image } from '../../../src/entities/image';
 import { type Machine } from '../../../src/entities/machine';
-import { type MachineTemplate } from '../../../src/entities/machine-template';
+import { MachineTemplate } from '../../../src/entities/machine-template';
 import { Operation } from '../../../src/entities/operation';
 import { OperationRequest } from '../../../src/entities/operation-request';
 import { maxEventId, seedMachineRow, startApi, type ApiHarness } from '../../support/api-harness';
@@ -131,9 +132,35 @@ describe('API access: every endpoint × every kind of caller', () => {
       leaver.id,
       'MEMBER',
     ]);
+    const uniq = () => randomUUID().slice(0, 8);
     const tplPatch = await seedTemplate(ds);
     const tplDelete = await seedTemplate(ds);
-    const uniq = () => randomUUID().slice(0, 8);
+    // A ready image open to department A (a row: no volume behind it), used by a template: the admin's
+    // delete is refused (409) and its upload too (only a pending or failed image takes one).
+    const image = ds.getRepository(Image).create({
+      id: randomUUID(),
+      name: `img ${uniq()}`,
+      description: '',
+      osFamily: 'linux',
+      format: 'qcow2',
+      virtualSizeBytes: 1024 ** 3,
+      sizeBytes: 1024 ** 2,
+      sha256: 'a'.repeat(64),
+      firmware: 'bios',
+      provisioning: 'cloud-init',
+      origin: 'upload',
+      hostName: stack.hostName,
+      pool: 'vmflow',
+      volumeName: `vmflow-image-${uniq()}`,
+      path: null,
+      status: 'ready',
+      lastError: null,
+      departmentIds: [deptA.id],
+      currentOperationId: null,
+    });
+    await ds.getRepository(Image).insert(image);
+    const tplImage = await seedTemplate(ds);
+    await ds.getRepository(MachineTemplate).update({ id: tplImage.id }, { imageId: image.id });
 
     rows.push(
       {
@@ -257,6 +284,50 @@ describe('API access: every endpoint × every kind of caller', () => {
         route: '/api/templates/:id',
         path: () => `/api/templates/${tplDelete.id}`,
         expect: [401, 403, 403, 403, 403, 204],
+      },
+      {
+        method: 'GET',
+        route: '/api/images',
+        path: () => '/api/images',
+        expect: [401, 200, 200, 200, 200, 200],
+      },
+      {
+        method: 'GET',
+        route: '/api/images/:id',
+        path: () => `/api/images/${image.id}`,
+        expect: [401, 200, 200, 404, 200, 200],
+      },
+      {
+        method: 'POST',
+        route: '/api/images',
+        path: () => '/api/images',
+        body: () => ({
+          name: `img ${uniq()}`,
+          osFamily: 'linux',
+          format: 'qcow2',
+          sha256: 'b'.repeat(64),
+          hostName: stack.hostName,
+        }),
+        expect: [401, 403, 403, 403, 403, 201],
+      },
+      {
+        method: 'PATCH',
+        route: '/api/images/:id',
+        path: () => `/api/images/${image.id}`,
+        body: () => ({ description: 'changed' }),
+        expect: [401, 403, 403, 404, 403, 200],
+      },
+      {
+        method: 'DELETE',
+        route: '/api/images/:id',
+        path: () => `/api/images/${image.id}`,
+        expect: [401, 403, 403, 404, 403, 409],
+      },
+      {
+        method: 'PUT',
+        route: '/api/images/:id/content',
+        path: () => `/api/images/${image.id}/content`,
+        expect: [401, 403, 403, 404, 403, 409],
       },
       {
         method: 'GET',
