@@ -8,7 +8,8 @@
  * running guest; destroy shuts it down gracefully (no forced fallback) and leaves nothing (disk, seed,
  * domain, filter, row). One booted guest for the whole suite: a TCG boot takes minutes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,14 +25,17 @@ import { type Domain } from '../../../src/libvirt/connection';
 import { startHypervisorWatch } from '../../../src/worker/host-sync';
 import { libvirtNames } from '../../../src/workflows/shared';
 import { startApi, type ApiHarness } from '../../support/api-harness';
+import { bridgeClient } from '../../support/bridge-client';
 import { deleteAndWait, operationEnded } from '../../support/api-operations';
 import { seedDepartment, seedUser } from '../../support/db';
 import { NO_HYPERVISOR_TRACE, tracesOf } from '../../support/leftovers';
 import { waitFor } from '../../support/machines';
 import { NETNS } from '../../support/networks';
-import { startStack, TEST_POOL, type Stack } from '../../support/stack';
+import { startStack, TEST_NETWORK, TEST_POOL, type Stack } from '../../support/stack';
 
 jest.setTimeout(20 * 60_000);
+
+const execFileAsync = promisify(execFile);
 
 const BOOT_DEADLINE_MS = 12 * 60_000;
 const PASSWORD = `pw-${randomUUID()}`;
@@ -228,10 +232,9 @@ describe('a machine from the project image boots and is provisioned', () => {
 
   it('lets the user log in over SSH with the key, from the network side in the namespace', async () => {
     const [ip] = (await machine()).ipAddresses as string[];
-    const ssh = (timeoutSec: number) =>
-      execFileSync(
-        'ip',
-        [
+    const ssh = async (timeoutSec: number) =>
+      (
+        await execFileAsync('ip', [
           'netns',
           'exec',
           NETNS,
@@ -248,11 +251,68 @@ describe('a machine from the project image boots and is provisioned', () => {
           `ConnectTimeout=${timeoutSec}`,
           `alice@${ip}`,
           'id -un; hostname',
-        ],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+        ])
+      ).stdout;
     // The department's default policy (ALLOW_ALL) lets the login in.
-    expect(ssh(30).trim().split('\n')).toEqual(['alice', 'web-1']);
+    expect((await ssh(30)).trim().split('\n')).toEqual(['alice', 'web-1']);
+  });
+
+  it("enforces the firewall on packets from another port of the bridge: preset, then the VM's ssh PROVIDE", async () => {
+    const [guestIp] = (await machine()).ipAddresses as string[];
+    const bridge = await (
+      await (await stack.libvirt.get()).lookupNetworkByName(TEST_NETWORK)
+    ).getBridgeName();
+    // A static address below the network's DHCP range (.100–.250), distinct per run.
+    const client = await bridgeClient(bridge, `10.250.0.${20 + Math.floor(Math.random() * 60)}`);
+    try {
+      const ssh = (timeoutSec: number) =>
+        client.run('ssh', [
+          '-i',
+          `${work}/key`,
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-o',
+          `ConnectTimeout=${timeoutSec}`,
+          `alice@${guestIp}`,
+          'hostname',
+        ]);
+      const succeeded = async (r: { status: number; body: { operation: { id: string } } }) => {
+        expect(r.status).toBe(202);
+        expect((await operation(r.body.operation.id)).status).toBe('succeeded');
+      };
+      const provide = async (enabled: boolean) =>
+        succeeded(
+          await h.call('PUT', `/api/machines/${machineId}/services/ssh`, {
+            as: admin,
+            body: { action: 'PROVIDE', enabled },
+          }),
+        );
+      expect((await ssh(30)).trim()).toBe('web-1'); // ALLOW_ALL
+      await succeeded(
+        await h.call('PUT', `/api/departments/${dept.id}/policy`, {
+          as: admin,
+          body: { policy: 'ALLOW_OUTBOUND' },
+        }),
+      );
+      await expect(ssh(5)).rejects.toThrow(/timed out/i); // the SYN is dropped
+      await provide(true);
+      expect((await ssh(30)).trim()).toBe('web-1');
+      await provide(false);
+      await expect(ssh(5)).rejects.toThrow(/timed out/i);
+      await succeeded(
+        await h.call('PUT', `/api/departments/${dept.id}/policy`, {
+          as: admin,
+          body: { policy: 'ALLOW_ALL' },
+        }),
+      );
+      expect((await ssh(30)).trim()).toBe('web-1');
+    } finally {
+      client.remove();
+    }
   });
 
   it('never writes the password to an operation record, an event or the Temporal history', async () => {
