@@ -100,6 +100,22 @@ describe('a machine from the project image boots and is provisioned', () => {
       BOOT_DEADLINE_MS,
     );
 
+  /** ssh's arguments for `command` as alice with the suite's key (no prompt, no known-hosts file). */
+  const sshArgs = (address: string, timeoutSec: number, command: string) => [
+    '-i',
+    `${work}/key`,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    `ConnectTimeout=${timeoutSec}`,
+    `alice@${address}`,
+    command,
+  ];
+
   beforeAll(async () => {
     stack = await startStack();
     h = await startApi(stack);
@@ -239,18 +255,7 @@ describe('a machine from the project image boots and is provisioned', () => {
           'exec',
           NETNS,
           'ssh',
-          '-i',
-          `${work}/key`,
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'StrictHostKeyChecking=no',
-          '-o',
-          'UserKnownHostsFile=/dev/null',
-          '-o',
-          `ConnectTimeout=${timeoutSec}`,
-          `alice@${ip}`,
-          'id -un; hostname',
+          ...sshArgs(ip!, timeoutSec, 'id -un; hostname'),
         ])
       ).stdout;
     // The department's default policy (ALLOW_ALL) lets the login in.
@@ -265,21 +270,7 @@ describe('a machine from the project image boots and is provisioned', () => {
     // A static address below the network's DHCP range (.100–.250), distinct per run.
     const client = await bridgeClient(bridge, `10.250.0.${20 + Math.floor(Math.random() * 60)}`);
     try {
-      const ssh = (timeoutSec: number) =>
-        client.run('ssh', [
-          '-i',
-          `${work}/key`,
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'StrictHostKeyChecking=no',
-          '-o',
-          'UserKnownHostsFile=/dev/null',
-          '-o',
-          `ConnectTimeout=${timeoutSec}`,
-          `alice@${guestIp}`,
-          'hostname',
-        ]);
+      const ssh = (timeoutSec: number) => client.run('ssh', sshArgs(guestIp!, timeoutSec, 'hostname'));
       const succeeded = async (r: { status: number; body: { operation: { id: string } } }) => {
         expect(r.status).toBe(202);
         expect((await operation(r.body.operation.id)).status).toBe('succeeded');
