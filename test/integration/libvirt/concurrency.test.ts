@@ -5,23 +5,16 @@
  *  - nothing leaks per call: 10,000 lookups + getInfo, garbage collection, 10,000 more — the
  *    native wrappers are all finalised and memory stays flat.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { Connection, type Domain } from '../../../src/libvirt/connection';
 import { getNative } from '../../../src/libvirt/native';
-import { LIBVIRT_URI, domainType, domainXml, removeDomain, uniqueName } from './support';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-/** Full GC, then let deferred native finalizers run (they are queued behind the GC), twice. */
-async function collect(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import {
+  LIBVIRT_URI,
+  collectGarbage as collect,
+  domainType,
+  domainXml,
+  removeDomain,
+  uniqueName,
+} from './support';
 
 /** Runs `count` calls of `fn`, at most `width` at a time. */
 async function inParallel(count: number, width: number, fn: () => Promise<unknown>): Promise<void> {

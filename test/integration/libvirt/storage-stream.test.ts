@@ -16,7 +16,7 @@ import {
   type StorageVolume,
 } from '../../../src/libvirt/connection';
 import { getNative } from '../../../src/libvirt/native';
-import { LIBVIRT_URI, createPool, removePool } from './support';
+import { LIBVIRT_URI, collectGarbage, createPool, removePool } from './support';
 
 const MiB = 1024 * 1024;
 
@@ -96,6 +96,8 @@ describe('Storage volume streams (libvirt binding)', () => {
 
     /** Runs a failing call and proves it leaked nothing: no fd here, no handle, the volume not held. */
     async function expectCleanFailure(call: () => Promise<unknown>): Promise<LibvirtError> {
+      // Earlier tests' unreferenced wrappers are finalised first: the counts compare this call alone.
+      await collectGarbage();
       const fds = openFds();
       const handles = getNative().debugCounters().handles;
       const err = await call().then(
@@ -105,6 +107,7 @@ describe('Storage volume streams (libvirt binding)', () => {
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(LibvirtError);
+      await collectGarbage();
       expect(openFds()).toBe(fds);
       expect(getNative().debugCounters().handles).toBe(handles);
       // libvirtd marks a volume busy for the length of a transfer; an aborted stream released it, so a

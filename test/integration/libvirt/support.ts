@@ -6,6 +6,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import {
   type Connection,
   type Domain,
@@ -15,8 +17,24 @@ import {
 } from '../../../src/libvirt/connection';
 
 /** `execFile` returning a Promise of `{ stdout, stderr }`. */
-/** `execFile` returning a Promise of `{ stdout, stderr }`. */
 export const execFileAsync = promisify(execFile);
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+/**
+ * Full garbage collection, then the deferred native finalizers (queued behind the GC) let run, three
+ * times. The binding's handle counter drops whenever a finalizer runs, so a leak test that compares
+ * counts must collect before each reading: otherwise earlier tests' garbage, finalised in between,
+ * makes the count fall by itself.
+ */
+export async function collectGarbage(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 /** The libvirt URI under test. */
 export const LIBVIRT_URI = process.env.LIBVIRT_URI ?? 'qemu:///system';
