@@ -182,12 +182,14 @@ export async function setGuestInfo(
     ipAddresses: string[];
     guestAgent: GuestAgentState;
   },
+  /** The row as the caller just read it (host-sync reads all of a host's rows at once): saves a read. */
+  seen?: Machine,
 ): Promise<boolean> {
   const same = (row: Machine) =>
     row.guestAgent === input.guestAgent &&
     JSON.stringify(row.ipAddresses ?? []) === JSON.stringify(input.ipAddresses);
-  // Nearly every refresh changes nothing: read without a lock first.
-  const seen = await dataSource.getRepository(Machine).findOneBy({ id: input.machineId });
+  // Nearly every refresh changes nothing: compare without a lock first.
+  seen ??= (await dataSource.getRepository(Machine).findOneBy({ id: input.machineId })) ?? undefined;
   if (!seen || same(seen)) return false;
   return dataSource.transaction(async (m) => {
     const row = await m.findOne(Machine, {

@@ -113,25 +113,31 @@ async function planImage(
     });
   return {
     hostName: ready.hostName,
-    planned: {
-      id: ready.id,
-      path: ready.path!,
-      format: ready.format,
-      firmware: ready.firmware,
-      provisioning: ready.provisioning,
-      diskMode: template.diskMode,
-      ...(ready.provisioning !== 'none'
-        ? {
-            seed: use.provisioning ?? {
-              hostname: hostnameFromName(use.machine.name, use.machine.id),
-              sshKeys: [],
-              hasPassword: false,
-              hasProductKey: false,
-              hasUserData: false,
-            },
-          }
-        : {}),
-    },
+    planned: plannedImage(
+      ready,
+      template.diskMode,
+      use.provisioning ?? {
+        hostname: hostnameFromName(use.machine.name, use.machine.id),
+        sshKeys: [],
+        hasPassword: false,
+        hasProductKey: false,
+        hasUserData: false,
+      },
+    ),
+  };
+}
+
+/** What a machine's disk and seed are made from: the image, the disk mode, and the seed's provisioning
+ * (none for an image without provisioning, or when there is nothing to provision). */
+function plannedImage(image: Image, diskMode: PlannedImage['diskMode'], seed?: Provisioning): PlannedImage {
+  return {
+    id: image.id,
+    path: image.path!,
+    format: image.format,
+    firmware: image.firmware,
+    provisioning: image.provisioning,
+    diskMode,
+    ...(image.provisioning !== 'none' && seed ? { seed } : {}),
   };
 }
 
@@ -158,17 +164,7 @@ async function cloneImage(
     throw permanent(FailureType.Refused, "the source's image is gone", { field: 'sourceMachineId' });
   const hostname = clone.hostname ?? hostnameFromName(clone.name, clone.machineId);
   return {
-    image: {
-      id: image.id,
-      path: image.path,
-      format: image.format,
-      firmware: image.firmware,
-      provisioning: image.provisioning,
-      diskMode: 'linked',
-      ...(image.provisioning !== 'none' && row.provisioning
-        ? { seed: { ...row.provisioning, hostname } }
-        : {}),
-    },
+    image: plannedImage(image, 'linked', row.provisioning ? { ...row.provisioning, hostname } : undefined),
     ...(row.guestSecrets ? { guestSecrets: row.guestSecrets as unknown as SealedSecretRef } : {}),
   };
 }

@@ -151,7 +151,7 @@ export async function startHypervisorWatch(
           if (!isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) throw e;
         }
       }
-      if (await setGuestInfo(deps.dataSource, { machineId: m.id, ...info })) changed++;
+      if (await setGuestInfo(deps.dataSource, { machineId: m.id, ...info }, m)) changed++;
     }
     return changed;
   };

@@ -131,12 +131,8 @@ async function provisioningFor(
       (f) => b[f] !== undefined,
     );
     if (given) throw refused('this template has no image: there is nothing to provision', given);
-    const legacy = { ...(secrets?.password !== undefined ? { password: secrets.password } : {}) };
-    const kept = {
-      ...legacy,
-      ...(secrets?.productKey !== undefined ? { productKey: secrets.productKey } : {}),
-    };
-    return { provisioning: null, secrets: Object.keys(kept).length ? kept : null };
+    // userData was refused above: only the older guestPassword/productKey are left, kept sealed as before.
+    return { provisioning: null, secrets };
   }
   const image = await ctx.ds.getRepository(Image).findOne({ where: { id: template.imageId } });
   const unusable = imageUseProblem(image, { field: 'templateId', ...use });
