@@ -12,6 +12,8 @@ import type { HostActivities } from '../../src/activities/host';
 import type { DomainHardware, HardwareApplied, LibvirtActivities } from '../../src/activities/libvirt';
 import type { NwfilterActivities } from '../../src/activities/nwfilter';
 import type { StorageActivities } from '../../src/activities/storage';
+import { seedVolumeName, type createSeedActivities } from '../../src/activities/seed';
+import type { PlannedImage } from '../../src/activities/db-types';
 import { canTransition } from '../../src/entities/machine-status';
 import { FailureType, type HostReport, libvirtNames } from '../../src/workflows/shared';
 import type { FirewallDbActivities } from '../../src/activities/db-firewall';
@@ -37,7 +39,9 @@ type HypervisorStubs = HostActivities &
   StorageActivities &
   NwfilterActivities &
   NetworkActivities &
-  ImageHostActivities;
+  ImageHostActivities &
+  SeedActivities;
+type SeedActivities = ReturnType<typeof createSeedActivities>;
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
 /** One recorded activity call. `label` tells calls apart where the name alone does not. */
@@ -103,10 +107,13 @@ export interface StubOptions {
   firewall?: FirewallStubOptions;
   /** Options of the image stubs (test/support/image-stubs.ts). */
   image?: ImageStubOptions;
+  /** The image planCreate plans the disk from (default: none, an empty disk). */
+  planImage?: PlannedImage;
 }
 
 /**
- * The stubs' state: machine and operation rows in the DB; volumes (name → GiB), domains and nwfilters
+ * The stubs' state: machine and operation rows in the DB; volumes (name → GiB; a seed ISO counts as 0 GiB),
+ * domains and nwfilters
  * (VM and department filters, by name; their content is in the firewall world) on the host, so a test can
  * assert that nothing is left behind.
  */
@@ -153,6 +160,27 @@ export function machineFixture(
     pendingHardware: null,
     ipAddresses: [],
     guestAgent: 'absent',
+    ...overrides,
+  };
+}
+
+/** A planned image (cloud-init, linked, a seed for alice with a password and a key), with overrides. */
+export function imagePlanFixture(overrides: Partial<PlannedImage> = {}): PlannedImage {
+  return {
+    id: 'image-1',
+    path: '/var/lib/vmflow/images/vmflow-image-image-1.qcow2',
+    format: 'qcow2',
+    firmware: 'bios',
+    provisioning: 'cloud-init',
+    diskMode: 'linked',
+    seed: {
+      hostname: 'web-1',
+      username: 'alice',
+      sshKeys: ['ssh-ed25519 AAAA alice'],
+      hasPassword: true,
+      hasProductKey: false,
+      hasUserData: false,
+    },
     ...overrides,
   };
 }
@@ -249,6 +277,7 @@ export class Stubs {
     const w = this.world;
     return [
       ...(w.volumes.has(libvirtNames.volume(machineId)) ? ['volume'] : []),
+      ...(w.volumes.has(seedVolumeName(machineId)) ? ['seed'] : []),
       ...(w.domains.has(libvirtNames.domain(machineId)) ? ['domain'] : []),
       ...(w.filters.has(libvirtNames.vmFilter(machineId)) ? ['filter'] : []),
     ];
@@ -333,6 +362,7 @@ export class Stubs {
       departmentFilterName: libvirtNames.departmentFilter(departmentId),
       networkName: 'vmflow-default',
       host: { name: this.hostName, storagePool: STUB_POOL, cpus: HOST_CPUS, memoryMiB: HOST_MEMORY_MIB },
+      ...(this.opts.planImage ? { image: structuredClone(this.opts.planImage) } : {}),
     };
   }
 
@@ -482,7 +512,7 @@ export class Stubs {
   }
 
   /** The host, domain and storage stubs (the network and firewall stubs add the network and nwfilter ones). */
-  private hypervisorImpl(): HostActivities & LibvirtActivities & StorageActivities {
+  private hypervisorImpl(): HostActivities & LibvirtActivities & StorageActivities & SeedActivities {
     const o = this.opts;
     const w = this.world;
     const noop = async () => undefined;
@@ -528,6 +558,12 @@ export class Stubs {
       getVolumeCapacity: async (input) => w.volumes.get(input.name) ?? null,
       growDisk: async (input) =>
         void w.volumes.set(input.name, Math.max(w.volumes.get(input.name) ?? 0, input.capacityGiB)),
+      writeSeed: async (input) => {
+        const volume = seedVolumeName(input.machineId);
+        w.volumes.set(volume, 0);
+        return { volume, path: `/var/lib/vmflow/${volume}`, sizeBytes: 368_640 };
+      },
+      deleteSeed: async (input) => void w.volumes.delete(seedVolumeName(input.machineId)),
     };
   }
 }

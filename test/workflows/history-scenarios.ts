@@ -21,6 +21,7 @@ import {
   type StubOptions,
   type Stubs,
   createStubs,
+  imagePlanFixture,
   machineFixture,
 } from '../support/workflow-stubs';
 import { historyToJsonText } from '../support/workflow-history';
@@ -57,6 +58,8 @@ const create = (start: boolean) => ({
 const existing = (hostName: string, status: 'off' | 'running' = 'off') =>
   machineFixture('m-recorded', hostName, { status });
 const onRecorded = { ...operationContext(), machineId: 'm-recorded' };
+const imaged = (hostName: string) => machineFixture('m-recorded', hostName, { imageId: 'image-1' });
+const SEALED = { v: 1, iv: 'iv', tag: 'tag', data: 'sealed' } as const;
 const clone = (linked: boolean) => ({
   ...operationContext(),
   sourceMachineId: 'm-recorded',
@@ -163,22 +166,53 @@ export const SCENARIOS: Scenario[] = [
     stubs: (host) => ({ machines: [existing(host)], fail: { startDomain: INJECTED } }),
     run: async (run) => settle(await run.start('powerMachine', { ...onRecorded, action: 'start' })),
   },
+  // Machines from an OS image: the disk from the image, the first-boot seed, and its removal.
+  {
+    name: 'createMachine.happy-image',
+    workflow: 'createMachine',
+    stubs: () => ({ planImage: imagePlanFixture() }),
+    run: async (run) => settle(await run.start('createMachine', { ...create(true), guestSecrets: SEALED })),
+  },
+  {
+    name: 'createMachine.fail-defineDomain-image',
+    workflow: 'createMachine',
+    stubs: () => ({ planImage: imagePlanFixture({ diskMode: 'full' }), fail: { defineDomain: INJECTED } }),
+    run: async (run) => settle(await run.start('createMachine', { ...create(true), guestSecrets: SEALED })),
+  },
+  {
+    name: 'cloneMachine.happy-image',
+    workflow: 'cloneMachine',
+    stubs: (host) => ({ machines: [imaged(host)], planImage: imagePlanFixture() }),
+    run: async (run) => settle(await run.start('cloneMachine', clone(true))),
+  },
+  {
+    name: 'destroyMachine.happy-image',
+    workflow: 'destroyMachine',
+    stubs: (host) => ({ machines: [imaged(host)] }),
+    run: async (run) => settle(await run.start('destroyMachine', onRecorded)),
+  },
   ...NETWORK_SCENARIOS,
   ...FIREWALL_SCENARIOS,
   ...IMAGE_SCENARIOS,
 ];
 
 /**
- * Runs every scenario (or those of the `only` workflows), then replaces the histories folder's JSON files of
- * those workflows (nothing is removed unless every selected scenario ran). Recording only the workflows a
- * change added keeps the older histories as the runs in flight recorded them. Returns the files written.
+ * Runs every scenario (or those `only` names: a workflow name selects its scenarios, a scenario name
+ * `<workflow>.<case>` selects that one), then replaces the histories folder's JSON files of the workflows
+ * selected whole, and writes the scenarios selected by name beside the others (nothing is removed unless
+ * every selected scenario ran). Recording only what a change added keeps the older histories as the runs
+ * in flight recorded them. Returns the files written.
  */
 export async function recordHistories(
   h: WorkflowHarness,
   dir = HISTORIES_DIR,
   only?: readonly string[],
 ): Promise<string[]> {
-  const selected = SCENARIOS.filter((s) => !only?.length || only.includes(s.workflow));
+  const unknown = only?.filter((o) => !SCENARIOS.some((s) => s.workflow === o || s.name === o));
+  if (unknown?.length) throw new Error(`no scenario or workflow named ${unknown.join(', ')}`);
+  const selected = SCENARIOS.filter(
+    (s) => !only?.length || only.includes(s.workflow) || only.includes(s.name),
+  );
   const recorded: Array<{ file: string; text: string }> = [];
   for (const scenario of selected) {
     const hostName = uniqueId('host');
@@ -195,7 +229,7 @@ export async function recordHistories(
     });
   }
   mkdirSync(dir, { recursive: true });
-  const replaced = new Set(selected.map((s) => s.workflow));
+  const replaced = new Set(selected.map((s) => s.workflow).filter((w) => !only?.length || only.includes(w)));
   for (const f of readdirSync(dir))
     if (f.endsWith('.json') && replaced.has(f.split('.')[0] as WorkflowName)) rmSync(path.join(dir, f));
   for (const { file, text } of recorded) writeFileSync(file, text);

@@ -1,7 +1,8 @@
 /**
  * Regenerates test/workflows/histories/*.json (see history-scenarios.ts):
- *   npx tsx test/workflows/record-histories.ts [workflowName …]
- * With workflow names, only their histories are re-recorded (the others stay as recorded).
+ *   npx tsx test/workflows/record-histories.ts [workflowName | workflowName.case …]
+ * With workflow names, only their histories are re-recorded (the others stay as recorded); with scenario
+ * names (`createMachine.happy-image`), only those files are written (to add a history beside older ones).
  * Uses the Temporal server at TEMPORAL_ADDRESS, or starts the pinned dev server (TEMPORAL_CLI, else
  * .tools/temporal) on a free port for the duration of the run.
  */
