@@ -6,6 +6,7 @@ import 'reflect-metadata';
 import { benchApi } from './api';
 import { benchBinding } from './binding';
 import { benchFirewall } from './firewall';
+import { benchGuests } from './guests';
 import { benchMachines } from './machines';
 
 const benches: Record<string, () => Promise<void>> = {
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   machines: benchMachines,
   api: benchApi,
   firewall: benchFirewall,
+  guests: benchGuests,
 };
 
 async function main(): Promise<void> {

@@ -47,12 +47,10 @@ export async function bridgeClient(bridge: string, address: string, prefix = 24)
     // The bridge runs STP: its new port listens and learns before it forwards.
     const until = Date.now() + 30_000;
     while (
-      !execFileSync('bridge', ['-n', NETNS, 'link', 'show', 'dev', outer], { encoding: 'utf8' }).includes(
-        'state forwarding',
-      )
+      !(await run('bridge', ['-n', NETNS, 'link', 'show', 'dev', outer])).stdout.includes('state forwarding')
     ) {
       if (Date.now() > until) throw new Error(`bridge port ${outer} never forwarded`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      await new Promise((r) => setTimeout(r, 100));
     }
   } catch (err) {
     remove();

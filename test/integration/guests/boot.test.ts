@@ -10,11 +10,10 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { type Department } from '../../../src/entities/department';
 import { Event } from '../../../src/entities/event';
 import { Host } from '../../../src/entities/host';
@@ -31,6 +30,7 @@ import { seedDepartment, seedUser } from '../../support/db';
 import { NO_HYPERVISOR_TRACE, tracesOf } from '../../support/leftovers';
 import { waitFor } from '../../support/machines';
 import { NETNS } from '../../support/networks';
+import { guestConnects, guestExec, listenIn, uploadProjectImage } from '../../support/guests';
 import { startStack, TEST_NETWORK, TEST_POOL, type Stack } from '../../support/stack';
 
 jest.setTimeout(20 * 60_000);
@@ -39,35 +39,6 @@ const execFileAsync = promisify(execFile);
 
 const BOOT_DEADLINE_MS = 12 * 60_000;
 const PASSWORD = `pw-${randomUUID()}`;
-
-/** Runs a program in the guest through the QEMU guest agent; its exit code and output. */
-async function guestExec(dom: Domain, file: string, args: string[] = [], deadlineMs = 60_000) {
-  const started = JSON.parse(
-    await dom.qemuAgentCommand(
-      JSON.stringify({ execute: 'guest-exec', arguments: { path: file, arg: args, 'capture-output': true } }),
-      30,
-    ),
-  ) as { return: { pid: number } };
-  return waitFor(
-    async () => {
-      const s = JSON.parse(
-        await dom.qemuAgentCommand(
-          JSON.stringify({ execute: 'guest-exec-status', arguments: { pid: started.return.pid } }),
-          30,
-        ),
-      ) as { return: { exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string } };
-      if (!s.return.exited) return undefined;
-      const text = (b64?: string) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
-      return {
-        code: s.return.exitcode ?? -1,
-        out: text(s.return['out-data']),
-        err: text(s.return['err-data']),
-      };
-    },
-    `${file} in the guest`,
-    deadlineMs,
-  );
-}
 
 describe('a machine from the project image boots and is provisioned', () => {
   let stack: Stack;
@@ -141,38 +112,7 @@ describe('a machine from the project image boots and is provisioned', () => {
     publicKey = readFileSync(`${work}/key.pub`, 'utf8').trim();
 
     // The image, uploaded through the API as an operator would (streamed, sha256 checked).
-    const file = execFileSync('bash', ['scripts/image/build.sh'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .pop()!;
-    const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
-    const created = await h.call('POST', '/api/images', {
-      as: admin,
-      body: {
-        name: `debian-12-vmflow-${randomUUID().slice(0, 8)}`,
-        osFamily: 'linux',
-        format: 'qcow2',
-        hostName: stack.hostName,
-        firmware: 'bios',
-        provisioning: 'cloud-init',
-        sha256,
-      },
-    });
-    expect(created.status).toBe(201);
-    imageId = created.body.id;
-    const put = await fetch(`${h.url}/api/images/${imageId}/content`, {
-      method: 'PUT',
-      headers: {
-        authorization: `Bearer ${h.token(admin)}`,
-        'content-type': 'application/octet-stream',
-        'content-length': String(statSync(file).size),
-      },
-      body: Readable.toWeb(createReadStream(file)) as unknown as ReadableStream,
-      duplex: 'half',
-    } as RequestInit);
-    expect(put.status).toBe(202);
-    const imported = await operation(((await put.json()) as { operation: { id: string } }).operation.id);
-    expect(imported.status).toBe('succeeded');
+    imageId = await uploadProjectImage(h, admin, stack.hostName);
 
     const template = await h.call('POST', '/api/templates', {
       as: admin,
@@ -302,6 +242,71 @@ describe('a machine from the project image boots and is provisioned', () => {
       );
       expect((await ssh(30)).trim()).toBe('web-1');
     } finally {
+      client.remove();
+    }
+  });
+
+  it('enforces USE rules and presets on what the guest opens, to a bridge client and to the bridge address', async () => {
+    const net = await (await stack.libvirt.get()).lookupNetworkByName(TEST_NETWORK);
+    const bridge = await net.getBridgeName();
+    const gateway = /<ip\b[^>]*\baddress='([\d.]+)'/.exec(await net.getXML())![1]!;
+    const client = await bridgeClient(bridge, `10.250.0.${20 + Math.floor(Math.random() * 60)}`);
+    // Web (80, the http service) and mail (25, smtp) listeners on a client of the bridge (the guest's packets
+    // are forwarded: the VM filter's FORWARD chains judge them) and on the bridge's own address (they reach
+    // the host: its INPUT chains judge them).
+    const targets = [
+      { where: 'client', address: client.address, ns: client.ns },
+      { where: 'bridge', address: gateway, ns: NETNS },
+    ];
+    const listeners = await Promise.all(
+      targets.flatMap((t) => [80, 25].map((port) => listenIn(t.ns, t.address, port))),
+    );
+    try {
+      const succeeded = async (r: { status: number; body: { operation: { id: string } } }) => {
+        expect(r.status).toBe(202);
+        expect((await operation(r.body.operation.id)).status).toBe('succeeded');
+      };
+      const policy = async (p: string) =>
+        succeeded(
+          await h.call('PUT', `/api/departments/${dept.id}/policy`, { as: admin, body: { policy: p } }),
+        );
+      const use = async (scope: string, enabled: boolean | null) =>
+        succeeded(
+          await h.call('PUT', `${scope}/services/http`, { as: admin, body: { action: 'USE', enabled } }),
+        );
+      /** Which of the four (client/bridge × 80/25) the guest can open now, as `where:port` strings. */
+      const reachable = async () => {
+        const open: string[] = [];
+        for (const t of targets)
+          for (const port of [80, 25])
+            if (await guestConnects(domain, t.address, port, 4)) open.push(`${t.where}:${port}`);
+        return open;
+      };
+      const all = ['client:80', 'client:25', 'bridge:80', 'bridge:25'];
+      const web = ['client:80', 'bridge:80'];
+
+      expect(await reachable()).toEqual(all); // ALLOW_ALL: the listeners answer
+      await policy('ALLOW_INTERNET'); // web and DNS out, nothing else
+      expect(await reachable()).toEqual(web);
+      await policy('BLOCK_ALL');
+      expect(await reachable()).toEqual([]);
+      await use(`/api/machines/${machineId}`, true); // the VM's own USE rule
+      expect(await reachable()).toEqual(web);
+      await use(`/api/machines/${machineId}`, false);
+      expect(await reachable()).toEqual([]);
+      // The department's default for its VMs: the VM's own "off" still wins, until the VM follows it again.
+      await use(`/api/departments/${dept.id}`, true);
+      expect(await reachable()).toEqual([]);
+      await use(`/api/machines/${machineId}`, null);
+      expect(await reachable()).toEqual(web);
+      await use(`/api/departments/${dept.id}`, false);
+      expect(await reachable()).toEqual([]);
+      await policy('ALLOW_ALL');
+      expect(await reachable()).toEqual(all);
+      // Every "open" above was a real accept by a listener, never a connection to something else.
+      expect(listeners.map((l) => l.accepted())).toEqual([5, 2, 5, 2]);
+    } finally {
+      await Promise.all(listeners.map((l) => l.close()));
       client.remove();
     }
   });
