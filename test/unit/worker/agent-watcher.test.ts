@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { loadConfig } from '../../../src/config';
 import { MAX_LINE_BYTES } from '../../../src/guests/agent-protocol';
 import {
   AgentAbsentError,
@@ -85,6 +86,15 @@ async function guest(
 }
 
 const connected = (w: AgentWatcher, machineId: string) => () => w.status(machineId)?.state === 'connected';
+
+describe('configuration', () => {
+  it('runs the watcher unless AGENT_WATCHER=off, and refuses other values', () => {
+    expect(loadConfig({}).AGENT_WATCHER).toBe('on');
+    expect(loadConfig({ AGENT_WATCHER: 'off' }).AGENT_WATCHER).toBe('off');
+    expect(() => loadConfig({ AGENT_WATCHER: 'yes' })).toThrow(/AGENT_WATCHER/);
+    expect(loadConfig({ AGENT_WATCHER_RECONCILE_MS: '5000' }).AGENT_WATCHER_RECONCILE_MS).toBe(5000);
+  });
+});
 
 describe('the agent channel in the live domain XML', () => {
   it('gives the machine id from vmflow metadata and the socket path of org.vmflow.agent.0', () => {
