@@ -105,7 +105,7 @@ export function libvirtDomainSource(libvirt: { get(): Promise<Connection> }): Ag
     async resolve(name) {
       try {
         const domain = await (await libvirt.get()).lookupDomainByName(name);
-        if ((await domain.getID()) === -1) return null; // inactive: no socket
+        if (!(await domain.isActive())) return null; // inactive: no socket
         const { machineId, socketPath } = agentChannelOf(await domain.getXML());
         return machineId && socketPath ? { name, machineId, socketPath } : null;
       } catch (e) {
@@ -163,8 +163,9 @@ export interface AgentStatus {
   machineId: string;
   domainName: string;
   state: AgentState;
-  /** Why the state is what it is (`no hello yet`, `socket closed`, `flooding`, `silent`…). */
+  /** Why the state is what it is (`connecting`, `no hello yet`, `socket closed`, `flooding`, `silent`…). */
   reason: string;
+  /** Whether the host is connected to the channel socket (QEMU accepts it with or without an agent). */
   socket: 'open' | 'closed';
   hello: AgentHello | null;
   helloAt: Date | null;
@@ -325,7 +326,7 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
   const byMachine = new Map<string, Link>();
   /** Running domains that are not vmflow's or have no agent channel: not re-read until they stop. */
   const ignored = new Set<string>();
-  const resolving = new Set<string>();
+  const resolving = new Map<string, Promise<void>>();
   const retired = zeroCounters();
   let running = false;
   let reconcileTimer: NodeJS.Timeout | null = null;
@@ -340,7 +341,7 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
     domainName: l.name,
     state: l.state,
     reason: l.reason,
-    socket: l.socket ? 'open' : 'closed',
+    socket: l.socket && !l.socket.connecting ? 'open' : 'closed',
     hello: l.hello,
     helloAt: l.helloAt,
     metrics: l.metrics,
@@ -586,9 +587,18 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
     connect(l);
   };
 
-  const watch = async (name: string) => {
-    if (!running || links.has(name) || ignored.has(name) || resolving.has(name)) return;
-    resolving.add(name);
+  /** Starts watching a domain; one look-up at a time per name (a second caller waits for the first). */
+  const watch = (name: string): Promise<void> => {
+    if (!running || links.has(name) || ignored.has(name)) return Promise.resolve();
+    let lookup = resolving.get(name);
+    if (!lookup) {
+      lookup = lookUp(name).finally(() => resolving.delete(name));
+      resolving.set(name, lookup);
+    }
+    return lookup;
+  };
+
+  const lookUp = async (name: string) => {
     try {
       const found = await source.resolve(name);
       if (!running || links.has(name)) return;
@@ -614,8 +624,6 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
         { host: opts.hostName, domain: name, err: (err as Error).message },
         'agent watcher: lookup failed',
       );
-    } finally {
-      resolving.delete(name);
     }
   };
 

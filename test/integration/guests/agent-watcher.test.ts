@@ -101,8 +101,8 @@ describe('agent watcher on a real domain', () => {
   });
 
   it('after a worker restart, a fresh watcher finds the running domain from libvirt alone', async () => {
-    await watcher!.stop();
-    await dom!.start();
+    await watcher?.stop();
+    if ((await dom!.getState()).state === 'shutoff') await dom!.start();
     // a fresh watcher, as after a worker restart: it learns everything from libvirt
     watcher = createAgentWatcher({
       source: only(libvirtDomainSource(libvirt), new Set([name])),
