@@ -478,7 +478,6 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
 
   const onData = (l: Link, socket: net.Socket, chunk: Buffer) => {
     const now = Date.now();
-    l.lastRxAt = now;
     l.decoder.push(
       chunk,
       (line) => {
@@ -491,6 +490,7 @@ export function createAgentWatcher(opts: AgentWatcherOptions): AgentWatcher {
         } else if (parsed.kind === 'unknown') l.counters.unknown++;
         else {
           l.counters.messages++;
+          l.lastRxAt = now; // only valid messages show an agent alive, not junk
           const m = parsed.message;
           if (m.type === 'hello') onHello(l, m, now);
           else if (m.type === 'metrics') onMetrics(l, m, now);

@@ -232,7 +232,10 @@ describe('a well-behaved agent', () => {
     await waitFor('hello', connected(w, g.machineId));
     g.agent.behaviour.answerSync = false;
     const t0 = Date.now();
-    await waitFor('silent', () => w.status(g.machineId)?.reason === 'silent', 6000);
+    const junk = setInterval(() => g.agent.send('not json\n'), 200); // junk does not count as alive
+    await waitFor('silent', () => w.status(g.machineId)?.reason === 'silent', 6000).finally(() =>
+      clearInterval(junk),
+    );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2900);
     expect(w.status(g.machineId)).toMatchObject({ state: 'absent', socket: 'open' });
     g.agent.behaviour.answerSync = true;
