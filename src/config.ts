@@ -59,6 +59,13 @@ const schema = z.object({
     .min(1)
     .max(Number.MAX_SAFE_INTEGER)
     .default(64 * 1024 ** 3),
+  /**
+   * The host-side watcher of vmflow's guest agent (src/worker/agent-watcher.ts): `on` follows every running
+   * vmflow domain's agent channel from the worker; `off` leaves the channels unread.
+   */
+  AGENT_WATCHER: z.enum(['on', 'off']).default('on'),
+  /** How often the watcher reconciles its domains with libvirt (ms), besides following lifecycle events. */
+  AGENT_WATCHER_RECONCILE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -1,16 +1,19 @@
 /**
  * The worker process: `npm run worker`. Connects to Temporal, the database and this host's libvirt,
- * registers the host, reconciles machine statuses with libvirt, follows libvirt's lifecycle events, then
- * serves the control queue and the host queue until SIGINT/SIGTERM.
+ * registers the host, reconciles machine statuses with libvirt, follows libvirt's lifecycle events and the
+ * guest agents of its VMs (AGENT_WATCHER), then serves the control queue and the host queue until
+ * SIGINT/SIGTERM.
  */
 import './threadpool';
 import 'reflect-metadata';
 import { NativeConnection } from '@temporalio/worker';
+import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
 import { eventWakeSubscriber, redisWaker } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
+import { createAgentWatcher } from './agent-watcher';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
 import { createWorkers, runWorkers } from './worker';
 
@@ -31,6 +34,17 @@ async function main(): Promise<void> {
   const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
   const host = await registerThisHost(deps, config);
   const watch = await startHypervisorWatch(deps, host.id);
+  // The guest agents of this host's VMs: status changes logged, nothing stored yet.
+  const agents =
+    config.AGENT_WATCHER === 'on'
+      ? createAgentWatcher({
+          connection: libvirt,
+          hostName: config.HOST_NAME,
+          logger: pino({ level: config.LOG_LEVEL, base: { component: 'agent-watcher' } }),
+          reconcileMs: config.AGENT_WATCHER_RECONCILE_MS,
+        })
+      : null;
+  await agents?.start();
   try {
     const workers = await createWorkers({
       connection,
@@ -43,6 +57,7 @@ async function main(): Promise<void> {
     );
     await runWorkers(workers);
   } finally {
+    await agents?.stop();
     await watch.stop();
     await connection.close();
     await dataSource.destroy();
