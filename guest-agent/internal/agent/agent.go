@@ -32,7 +32,11 @@ type Config struct {
 	MaxConcurrent int
 	// Backoff between reopenings: from MinBackoff, doubling, up to MaxBackoff (defaults 250 ms, 5 s).
 	MinBackoff, MaxBackoff time.Duration
-	Log                    *log.Logger
+	// AbsentRetry is the wait after a session the host side ended at once without a word: Linux's
+	// virtio_console answers reads with end-of-file while no host client is connected, so the agent
+	// opens the port again at this pace (default 1 s) and says hello soon after a host connects.
+	AbsentRetry time.Duration
+	Log         *log.Logger
 }
 
 // Agent runs the protocol over the port. Create with New, then Run.
@@ -54,6 +58,9 @@ func New(cfg Config) *Agent {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
+	if cfg.AbsentRetry <= 0 {
+		cfg.AbsentRetry = time.Second
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
@@ -67,20 +74,27 @@ func New(cfg Config) *Agent {
 }
 
 // Run opens the port and serves it until ctx ends. It never gives up on the port: an open that
-// fails, a read that ends or a write that fails closes the port, waits (backoff up to MaxBackoff)
-// and opens it again.
+// fails, a read that ends or a write that fails closes the port, waits (backoff up to MaxBackoff;
+// AbsentRetry when the host side simply is not there) and opens it again.
 func (a *Agent) Run(ctx context.Context) error {
 	backoff := a.cfg.MinBackoff
 	for ctx.Err() == nil {
+		wait := backoff
 		conn, err := a.cfg.Open()
 		if err != nil {
 			a.logOnce("opening the port: %v", err)
+			backoff = min(backoff*2, a.cfg.MaxBackoff)
 		} else {
 			started := time.Now()
 			heard, reason := a.session(ctx, conn)
-			if heard || time.Since(started) > 10*time.Second {
-				backoff = a.cfg.MinBackoff
+			switch {
+			case heard || time.Since(started) > 10*time.Second:
+				backoff, wait = a.cfg.MinBackoff, a.cfg.MinBackoff
 				a.lastErr = ""
+			case errors.Is(reason, io.EOF):
+				wait = min(a.cfg.AbsentRetry, a.cfg.MaxBackoff) // nobody on the host side yet
+			default:
+				backoff = min(backoff*2, a.cfg.MaxBackoff)
 			}
 			if ctx.Err() == nil {
 				a.logOnce("port closed: %v", reason)
@@ -88,9 +102,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, a.cfg.MaxBackoff)
 	}
 	return ctx.Err()
 }

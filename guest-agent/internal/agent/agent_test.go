@@ -309,3 +309,56 @@ func TestOpenFailuresBackOff(t *testing.T) {
 		}
 	}
 }
+
+// absentHost behaves like Linux's virtio_console while no host client is connected: reads end at
+// once, writes block until the file is closed.
+type absentHost struct{ closed chan struct{} }
+
+func (p *absentHost) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (p *absentHost) Write([]byte) (int, error) {
+	<-p.closed
+	return 0, errors.New("file already closed")
+}
+
+func (p *absentHost) Close() error {
+	close(p.closed)
+	return nil
+}
+
+// While nobody is connected the agent reopens at AbsentRetry's pace (not the growing backoff), so a
+// host that connects gets a hello soon; and it never hangs in the blocked write.
+func TestHostAbsentRetriesAtAFixedPace(t *testing.T) {
+	hosts := make(chan *host, 1)
+	var mu sync.Mutex
+	var attempts []time.Time
+	a := New(Config{
+		Open: func() (io.ReadWriteCloser, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, time.Now())
+			if len(attempts) <= 6 {
+				return &absentHost{closed: make(chan struct{})}, nil
+			}
+			agentEnd, hostEnd := net.Pipe()
+			hosts <- &host{t: t, conn: hostEnd, rd: bufio.NewReader(hostEnd)}
+			return agentEnd, nil
+		},
+		Collector: &fakeCollector{}, Interval: time.Hour,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 5 * time.Second, AbsentRetry: 30 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx) }()
+	h := nextHost(t, hosts)
+	if m := h.next(); m["type"] != "hello" {
+		t.Fatalf("got %v", m)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < 30*time.Millisecond || gap > 1*time.Second {
+			t.Fatalf("reopen %d after %v, want about 30 ms", i, gap)
+		}
+	}
+}
