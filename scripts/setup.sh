@@ -160,7 +160,10 @@ ensure_redis() {
 # The project's guest image (scripts/image/build.sh): built offline from Debian packages into the per-user
 # cache, keyed by its recipe, so a second run finds it in a second. Machines from it boot a real OS.
 ensure_guest_image() {
-  local img
+  local img agent
+  # The image carries the agent (its binary is part of the image's recipe): build it first.
+  agent="$(bash scripts/guest-agent/build.sh)" || die "the guest agent did not build"
+  log "guest agent: $agent"
   img="$(bash scripts/image/build.sh)" || die "the guest image did not build (see the log it names)"
   log "guest image: $img"
 }

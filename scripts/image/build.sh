@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds vmflow's own guest image: a small Debian 12 (bookworm) cloud-style disk that boots on its own
 # (MBR + extlinux inside the image, BIOS firmware), with cloud-init (NoCloud), qemu-guest-agent,
-# openssh-server and ifupdown/DHCP networking. Built offline from the machine's Debian mirror with
-# mmdebstrap; no other download.
+# openssh-server, ifupdown/DHCP networking and vmflow's own guest agent (guest-agent/, built first by
+# scripts/guest-agent/build.sh; installed as /usr/local/sbin/vmflow-agent with vmflow-agent.service).
+# Built offline from the machine's Debian mirror with mmdebstrap; no other download.
 #
-# Output (cached, keyed by the recipe hash over this script and packages.txt):
+# Output (cached, keyed by the recipe hash over this script, packages.txt and the agent binary):
 #   ${VMFLOW_CACHE:-~/.cache/vmflow}/images/<recipe>/debian-12-vmflow.qcow2  (+ .sha256, manifest.json,
 #   packages.lst, build.log)
 # A second run with the same recipe prints the path and returns at once. The last line on stdout is
@@ -32,6 +33,12 @@ ROOT_LABEL=vmflow-root
 
 mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.txt")
 
+# vmflow's guest agent: a static Linux binary from the agent's own cached build. Its build is
+# reproducible (-trimpath, no build id), so its sha256 changes exactly when what goes into the Linux
+# binary changes (its sources, go.mod/go.sum or the Go version).
+AGENT_BIN="$(bash "$HERE/../guest-agent/build.sh")" || die "the guest agent did not build"
+AGENT_SHA="$(sha256sum "$AGENT_BIN" | cut -d' ' -f1)"
+
 # The recipe: everything that decides what goes into the image. Mirrors are not part of it (any
 # mirror of the same suite gives the same recipe); the package versions a build got are in its
 # manifest.
@@ -39,6 +46,7 @@ recipe_hash() {
   {
     printf 'suite=%s\nvsize=%s\n' "$SUITE" "$VSIZE"
     sha256sum "$HERE/build.sh" "$HERE/packages.txt" | awk '{print $1}'
+    printf 'agent=%s\n' "$AGENT_SHA"
   } | sha256sum | cut -c1-16
 }
 
@@ -194,6 +202,34 @@ done
 # The guest agent has no [Install] section in Debian: udev starts it when its virtio port appears.
 [ -f "$ROOT/lib/udev/rules.d/60-qemu-guest-agent.rules" ] || warn "qemu-guest-agent udev rule missing"
 
+# vmflow's guest agent. udev tags its virtio port for systemd, which makes the port's device unit
+# (dev-virtio\x2dports-org.vmflow.agent.0.device) exist; the service is wanted by that unit (enabled
+# below, and udev's SYSTEMD_WANTS for good measure) and bound to it, so it starts when the port
+# appears and stops when it is unplugged. A guest without the channel never starts it.
+install -D -m 0755 "$AGENT_BIN" "$ROOT/usr/local/sbin/vmflow-agent"
+cat >"$ROOT/etc/udev/rules.d/61-vmflow-agent.rules" <<'EOF'
+# vmflow guest agent: start it when its virtio-serial port appears.
+SUBSYSTEM=="virtio-ports", ATTR{name}=="org.vmflow.agent.0", TAG+="systemd", ENV{SYSTEMD_WANTS}+="vmflow-agent.service"
+EOF
+AGENT_DEVICE_UNIT='dev-virtio\x2dports-org.vmflow.agent.0.device'
+cat >"$ROOT/etc/systemd/system/vmflow-agent.service" <<EOF
+[Unit]
+Description=vmflow guest agent (virtio-serial port org.vmflow.agent.0)
+BindsTo=$AGENT_DEVICE_UNIT
+After=$AGENT_DEVICE_UNIT
+ConditionPathExists=/dev/virtio-ports/org.vmflow.agent.0
+
+[Service]
+ExecStart=/usr/local/sbin/vmflow-agent -log
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=$AGENT_DEVICE_UNIT
+EOF
+mkdir -p "$ROOT/etc/systemd/system/$AGENT_DEVICE_UNIT.wants"
+ln -sfn /etc/systemd/system/vmflow-agent.service "$ROOT/etc/systemd/system/$AGENT_DEVICE_UNIT.wants/vmflow-agent.service"
+
 # Per-VM identity must not be baked in: fresh machine-id and SSH host keys on each first boot
 # (cloud-init regenerates the host keys).
 : >"$ROOT/etc/machine-id"
@@ -275,6 +311,7 @@ cat >"$STAGE/manifest.json" <<EOF
   "rootUuid": "$ROOT_UUID",
   "kernelCmdline": "root=UUID=$ROOT_UUID ro console=tty0 console=ttyS0,115200n8 net.ifnames=0",
   "guestAgentChannel": "org.qemu.guest_agent.0",
+  "vmflowAgent": { "path": "/usr/local/sbin/vmflow-agent", "channel": "org.vmflow.agent.0", "sha256": "$AGENT_SHA" },
   "packages": {
     "kernel": "linux-image-$kernel_release $KERNEL_VER",
     "cloud-init": "$CLOUDINIT_VER",
