@@ -81,7 +81,17 @@ export function agentChannelOf(liveXml: string): { machineId?: string; socketPat
 }
 
 /** Libvirt as the watcher's domain source. Follows `get()`'s reconnects: events are re-subscribed on the next list. */
-export function libvirtDomainSource(libvirt: { get(): Promise<Connection> }): AgentDomainSource {
+export function libvirtDomainSource(
+  libvirt: { get(): Promise<Connection> },
+  filter: {
+    /**
+     * Whether this host owns the machine (its worker's database says so). A domain of any other machine is
+     * left alone: QEMU serves one client per channel socket, so watching another control plane's VMs on a
+     * shared libvirtd (a test run beside `up.sh`) would take their agents from them. Default: every machine.
+     */
+    owns?: (machineId: string) => Promise<boolean> | boolean;
+  } = {},
+): AgentDomainSource {
   let listener: ((name: string, change: 'up' | 'down') => void) | null = null;
   let subscribedTo: Connection | null = null;
   let unsubscribe: (() => Promise<void>) | null = null;
@@ -107,7 +117,9 @@ export function libvirtDomainSource(libvirt: { get(): Promise<Connection> }): Ag
         const domain = await (await libvirt.get()).lookupDomainByName(name);
         if (!(await domain.isActive())) return null; // inactive: no socket
         const { machineId, socketPath } = agentChannelOf(await domain.getXML());
-        return machineId && socketPath ? { name, machineId, socketPath } : null;
+        if (!machineId || !socketPath) return null;
+        if (filter.owns && !(await filter.owns(machineId))) return null;
+        return { name, machineId, socketPath };
       } catch (e) {
         if (isLibvirtError(e, LibvirtErrorCode.NO_DOMAIN)) return null;
         throw e;

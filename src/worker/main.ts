@@ -13,7 +13,8 @@ import { createDataSource } from '../entities/data-source';
 import { eventWakeSubscriber, redisWaker } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
-import { createAgentWatcher } from './agent-watcher';
+import { createAgentWatcher, libvirtDomainSource } from './agent-watcher';
+import { Machine } from '../entities/machine';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
 import { createWorkers, runWorkers } from './worker';
 
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
   const agents =
     config.AGENT_WATCHER === 'on'
       ? createAgentWatcher({
-          connection: libvirt,
+          // Only this host's machines, as this worker's database knows them.
+          source: libvirtDomainSource(libvirt, {
+            owns: (id) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } }),
+          }),
           hostName: config.HOST_NAME,
           logger: pino({ level: config.LOG_LEVEL, base: { component: 'agent-watcher' } }),
           reconcileMs: config.AGENT_WATCHER_RECONCILE_MS,

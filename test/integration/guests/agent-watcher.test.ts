@@ -10,7 +10,6 @@ import { stat } from 'node:fs/promises';
 import { type Domain } from '../../../src/libvirt/connection';
 import { LibvirtProvider } from '../../../src/libvirt/provider';
 import {
-  type AgentDomainSource,
   type AgentStatus,
   type AgentWatcher,
   agentChannelOf,
@@ -19,15 +18,6 @@ import {
 } from '../../../src/worker/agent-watcher';
 import { memoryLogger } from '../../support/fake-agent';
 import { LIBVIRT_URI, domainType, domainXml, removeDomain, uniqueName, waitFor } from '../libvirt/support';
-
-/** The libvirt source, limited to `names`. */
-function only(source: AgentDomainSource, names: Set<string>): AgentDomainSource {
-  return {
-    listRunning: async () => (await source.listRunning()).filter((n) => names.has(n)),
-    resolve: (name) => (names.has(name) ? source.resolve(name) : Promise.resolve(null)),
-    subscribe: (cb) => source.subscribe((name, change) => names.has(name) && cb(name, change)),
-  };
-}
 
 describe('agent watcher on a real domain', () => {
   const libvirt = new LibvirtProvider(LIBVIRT_URI);
@@ -55,7 +45,7 @@ describe('agent watcher on a real domain', () => {
 
     const logger = memoryLogger();
     watcher = createAgentWatcher({
-      source: only(libvirtDomainSource(libvirt), new Set([name])),
+      source: libvirtDomainSource(libvirt, { owns: (id) => id === machineId }),
       hostName: 'integration',
       logger,
       onStatus: (_id, s) => statuses.push(s),
@@ -100,12 +90,30 @@ describe('agent watcher on a real domain', () => {
     expect(logger.lines.filter((l) => l.msg === 'guest agent watch ended')).toHaveLength(2);
   });
 
+  it("leaves the domain of a machine it does not own alone (its socket stays free for the owner's watcher)", async () => {
+    if ((await dom!.getState()).state === 'shutoff') await dom!.start();
+    const stranger = createAgentWatcher({
+      source: libvirtDomainSource(libvirt, { owns: () => false }),
+      hostName: 'another-control-plane',
+      logger: memoryLogger(),
+      reconcileMs: 200,
+    });
+    await stranger.start();
+    try {
+      await new Promise((r) => setTimeout(r, 1_000)); // several reconciles
+      expect(stranger.status(machineId)).toBeNull();
+      expect(stranger.list().map((s) => s.machineId)).not.toContain(machineId);
+    } finally {
+      await stranger.stop();
+    }
+  });
+
   it('after a worker restart, a fresh watcher finds the running domain from libvirt alone', async () => {
     await watcher?.stop();
     if ((await dom!.getState()).state === 'shutoff') await dom!.start();
     // a fresh watcher, as after a worker restart: it learns everything from libvirt
     watcher = createAgentWatcher({
-      source: only(libvirtDomainSource(libvirt), new Set([name])),
+      source: libvirtDomainSource(libvirt, { owns: (id) => id === machineId }),
       hostName: 'integration',
       logger: memoryLogger(),
       backoffMs: 100,
