@@ -18,7 +18,13 @@ import {
   type WorkflowBundle,
 } from '@temporalio/worker';
 import type * as workflows from '../../src/workflows';
-import { CONTROL_TASK_QUEUE, type OperationContext, hostTaskQueue } from '../../src/workflows/shared';
+import {
+  CONTROL_TASK_QUEUE,
+  type CloneMachineInput,
+  type CreateMachineInput,
+  type OperationContext,
+  hostTaskQueue,
+} from '../../src/workflows/shared';
 import { type Gate, type Stubs, createStubs } from './workflow-stubs';
 import { bundleWorkflows, connectTestEnv, uniqueId } from './temporal';
 
@@ -124,6 +130,35 @@ export async function expectOperationFailure(
 /** What every operation input carries, with fresh ids. */
 export function operationContext(): OperationContext {
   return { operationId: uniqueId('op'), actorId: 'user-1', idempotencyKey: null };
+}
+
+/** A createMachine input with fresh ids (machine `web-1` of `template-1` in `dept-1`), then `overrides`. */
+export function createMachineInput(overrides: Partial<CreateMachineInput> = {}): CreateMachineInput {
+  return {
+    ...operationContext(),
+    machineId: uniqueId('m'),
+    name: 'web-1',
+    templateId: 'template-1',
+    departmentId: 'dept-1',
+    ownerId: 'owner-1',
+    ...overrides,
+  };
+}
+
+/** A cloneMachine input of `sourceMachineId` with fresh ids (a linked clone named `copy`), then `overrides`. */
+export function cloneMachineInput(
+  sourceMachineId: string,
+  overrides: Partial<CloneMachineInput> = {},
+): CloneMachineInput {
+  return {
+    ...operationContext(),
+    sourceMachineId,
+    machineId: uniqueId('clone'),
+    name: 'copy',
+    linked: true,
+    ownerId: 'owner-1',
+    ...overrides,
+  };
 }
 
 /**

@@ -2,16 +2,11 @@
  * createMachine against the real dev server with stubbed activities: the happy paths, a failure at
  * every step (exactly the undos registered so far run, newest first), cancellation, the progress query.
  */
-import {
-  FailureType,
-  type CreateMachineInput,
-  libvirtNames,
-  progressQuery,
-} from '../../src/workflows/shared';
+import { FailureType, libvirtNames, progressQuery } from '../../src/workflows/shared';
 import {
   useWorkflowHarness,
+  createMachineInput,
   expectOperationFailure,
-  operationContext,
   waitFor,
   within,
 } from '../support/workflow-harness';
@@ -21,17 +16,7 @@ import { uniqueId } from '../support/temporal';
 
 const h = useWorkflowHarness();
 
-function createInput(overrides: Partial<CreateMachineInput> = {}): CreateMachineInput {
-  return {
-    ...operationContext(),
-    machineId: uniqueId('m'),
-    name: 'web-1',
-    templateId: 'template-1',
-    departmentId: 'dept-1',
-    ownerId: 'owner-1',
-    ...overrides,
-  };
-}
+const createInput = createMachineInput;
 
 const FORWARD = [
   'beginOperation',
@@ -400,14 +385,7 @@ describe('createMachine: cancellation races (workflow bugs: these fail until fix
  * create prunes the department filter it defined when nothing else on the host uses it. */
 describe('machine filters', () => {
   const deptFilter = libvirtNames.departmentFilter('dept-1');
-  const create = () => ({
-    ...operationContext(),
-    machineId: uniqueId('m'),
-    name: 'web',
-    templateId: 'template-1',
-    departmentId: 'dept-1',
-    ownerId: 'owner-1',
-  });
+  const create = () => createMachineInput({ name: 'web' });
 
   it('create defines the compiled department filter and the VM filter referencing it', async () => {
     const stubs = createStubs({ hostName: uniqueId('host') });

@@ -14,6 +14,8 @@ import {
   type WorkflowHarness,
   type WorkflowRunner,
   type WorkflowName,
+  cloneMachineInput,
+  createMachineInput,
   operationContext,
 } from '../support/workflow-harness';
 import {
@@ -46,28 +48,13 @@ export interface Scenario {
   run: (run: WorkflowRunner, stubs: Stubs) => Promise<WorkflowHandle>;
 }
 
-const create = (start: boolean) => ({
-  ...operationContext(),
-  machineId: uniqueId('m'),
-  name: 'web-1',
-  templateId: 'template-1',
-  departmentId: 'dept-1',
-  ownerId: 'owner-1',
-  start,
-});
+const create = (start: boolean) => createMachineInput({ start });
 const existing = (hostName: string, status: 'off' | 'running' = 'off') =>
   machineFixture('m-recorded', hostName, { status });
 const onRecorded = { ...operationContext(), machineId: 'm-recorded' };
 const imaged = (hostName: string) => machineFixture('m-recorded', hostName, { imageId: 'image-1' });
 const SEALED = { v: 1, iv: 'iv', tag: 'tag', data: 'sealed' } as const;
-const clone = (linked: boolean) => ({
-  ...operationContext(),
-  sourceMachineId: 'm-recorded',
-  machineId: uniqueId('clone'),
-  name: 'copy',
-  linked,
-  ownerId: 'owner-1',
-});
+const clone = (linked: boolean) => cloneMachineInput('m-recorded', { linked });
 
 export const SCENARIOS: Scenario[] = [
   {

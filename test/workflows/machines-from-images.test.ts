@@ -6,7 +6,13 @@
  */
 import { seedVolumeName } from '../../src/activities/seed';
 import { type CreateMachineInput, libvirtNames } from '../../src/workflows/shared';
-import { useWorkflowHarness, expectOperationFailure, operationContext } from '../support/workflow-harness';
+import {
+  useWorkflowHarness,
+  cloneMachineInput,
+  createMachineInput,
+  expectOperationFailure,
+  operationContext,
+} from '../support/workflow-harness';
 import {
   INJECTED,
   STUB_POOL,
@@ -20,19 +26,8 @@ const h = useWorkflowHarness();
 
 const SEALED = { v: 1, iv: 'iv', tag: 'tag', data: 'sealed' } as const;
 
-function createInput(overrides: Partial<CreateMachineInput> = {}): CreateMachineInput {
-  return {
-    ...operationContext(),
-    machineId: uniqueId('m'),
-    name: 'web-1',
-    templateId: 'template-1',
-    departmentId: 'dept-1',
-    ownerId: 'owner-1',
-    start: true,
-    guestSecrets: SEALED,
-    ...overrides,
-  };
-}
+const createInput = (overrides: Partial<CreateMachineInput> = {}): CreateMachineInput =>
+  createMachineInput({ start: true, guestSecrets: SEALED, ...overrides });
 
 const UNTIL_VOLUME = ['beginOperation', 'planCreate', 'insertMachine', 'createVolume'];
 const AFTER_SEED = ['ensureDepartmentFilter', 'ensureVmFilter', 'defineDomain', 'startDomain'];
@@ -145,14 +140,7 @@ describe('cloneMachine of a machine made from an image', () => {
       machines: [source],
       planImage: imagePlan({ seed: { ...imagePlan().seed!, hostname: 'copy' } }),
     });
-    const input = {
-      ...operationContext(),
-      sourceMachineId: source.id,
-      machineId: uniqueId('clone'),
-      name: 'copy',
-      linked: true,
-      ownerId: 'owner-1',
-    };
+    const input = cloneMachineInput(source.id);
 
     await h.withWorkers(stubs, (run) => run.execute('cloneMachine', input));
 
@@ -177,14 +165,7 @@ describe('cloneMachine of a machine made from an image', () => {
       fail: { defineDomain: INJECTED },
     });
     stubs.world.volumes.set(seedVolumeName(source.id), 0);
-    const input = {
-      ...operationContext(),
-      sourceMachineId: source.id,
-      machineId: uniqueId('clone'),
-      name: 'copy',
-      linked: true,
-      ownerId: 'owner-1',
-    };
+    const input = cloneMachineInput(source.id);
 
     await h.withWorkers(stubs, async (run) =>
       expectOperationFailure((await run.start('cloneMachine', input)).result(), INJECTED),
