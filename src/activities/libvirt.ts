@@ -5,9 +5,14 @@ import { type LibvirtProvider } from '../libvirt/provider';
 import {
   assertLibvirtName,
   buildDomainXml,
+  addFilterParameters,
+  type FilterParameters,
   parseDomainXml,
+  parseNetworkXml,
+  type ParsedNetwork,
   parseXmlRoot,
   seedCdromDisk,
+  validateFilterParameters,
 } from '../libvirt/xml';
 import { attr, child, children } from '../libvirt/xml/dom';
 import { macFromId, type SecretBox } from '../secrets';
@@ -171,7 +176,10 @@ export function createLibvirtActivities({ libvirt, secrets, virtType }: LibvirtA
               source: plan.networkName,
               mac,
               model: 'virtio',
-              filterref: { filter: plan.filterName },
+              filterref: {
+                filter: plan.filterName,
+                parameters: await nicFilterParametersOn(conn, plan.networkName),
+              },
             },
           ],
           graphics: { type: 'vnc', listen: '127.0.0.1', password: secrets.consolePassword(plan.machineId) },
@@ -439,6 +447,8 @@ export function retargetInterfaceXml(
   domainXml: string,
   mac: string | null,
   network: string,
+  /** The new network's {@link nicFilterParameters}: they replace the filterref's IP-learning parameters. */
+  learning?: FilterParameters,
 ): { xml: string; source: string | null; mac: string | null } | null {
   assertLibvirtName(network, 'network');
   const devices = child(parseXmlRoot(domainXml, 'domain'), 'devices');
@@ -459,11 +469,48 @@ export function retargetInterfaceXml(
   const src = doc.createElement('source');
   src.setAttribute('network', network);
   nic.insertBefore(src, child(nic, 'mac')?.nextSibling ?? nic.firstChild);
+  const filterref = child(nic, 'filterref');
+  if (filterref) {
+    for (const p of children(filterref, 'parameter'))
+      if (IP_LEARNING_PARAMETERS.includes(attr(p, 'name') ?? '')) filterref.removeChild(p);
+    addFilterParameters(filterref, validateFilterParameters(learning ?? {}, 'filterref.parameters'));
+  }
   return {
     xml: new XMLSerializer().serializeToString(nic, { requireWellFormed: true }),
     source,
     mac: attr(child(nic, 'mac'), 'address') ?? null,
   };
+}
+
+/** The filterref parameters that {@link nicFilterParameters} sets (and a move to another network replaces). */
+const IP_LEARNING_PARAMETERS = ['CTRL_IP_LEARNING', 'DHCPSERVER'];
+
+/**
+ * The parameters of a machine NIC's filterref on `network`, from the network's libvirt definition. Where its
+ * IPv4 block serves DHCP, libvirt learns the guest's address by snooping DHCP, and only from that network's
+ * own server (`CTRL_IP_LEARNING=dhcp`, `DHCPSERVER`): until it has seen a lease the NIC passes DHCP and nothing
+ * else, and the leases it saw survive a libvirtd restart (its lease file). Elsewhere libvirt's default (`any`:
+ * the first address the guest sends from).
+ *
+ * Why not `any` everywhere: an interface whose address libvirt does not know (learning pending, after a
+ * libvirtd restart or a re-created binding) is instantiated only when the guest's next packet is seen, and a
+ * filter pushed meanwhile is applied only then, so that packet passes under the rules from before the change
+ * (docs/networks-and-firewall.md, "IP learning").
+ */
+export function nicFilterParameters(network: ParsedNetwork): FilterParameters | undefined {
+  const v4 = network.ips.find((ip) => !ip.address.includes(':') && ip.dhcp !== undefined);
+  return v4 ? { CTRL_IP_LEARNING: 'dhcp', DHCPSERVER: v4.address } : undefined;
+}
+
+/** {@link nicFilterParameters} of the network named `name` on this host (none when it is not defined). */
+export async function nicFilterParametersOn(
+  conn: Connection,
+  name: string,
+): Promise<FilterParameters | undefined> {
+  const xml = await nullIfMissing(LibvirtErrorCode.NO_NETWORK, async () =>
+    (await conn.lookupNetworkByName(name)).getXML(),
+  );
+  return xml === null ? undefined : nicFilterParameters(parseNetworkXml(xml));
 }
 
 /** Where a machine's NIC is after {@link moveDomainInterface}. */
@@ -494,9 +541,14 @@ const LIVE_UNSUPPORTED = [
  */
 export async function moveDomainInterface(
   dom: Domain,
-  input: { mac: string | null; network: string },
+  input: { mac: string | null; network: string; learning?: FilterParameters },
 ): Promise<InterfaceMove> {
-  const config = retargetInterfaceXml(await dom.getXML({ inactive: true }), input.mac, input.network);
+  const config = retargetInterfaceXml(
+    await dom.getXML({ inactive: true }),
+    input.mac,
+    input.network,
+    input.learning,
+  );
   if (!config) {
     throw permanent(
       FailureType.NotFound,
@@ -506,7 +558,7 @@ export async function moveDomainInterface(
   if (config.source !== input.network) await dom.updateDevice(config.xml, { config: true });
   const result: InterfaceMove = { previous: config.source, live: false, pendingUntilBoot: false };
   if (!(await dom.isActive())) return result;
-  const live = retargetInterfaceXml(await dom.getXML(), config.mac, input.network);
+  const live = retargetInterfaceXml(await dom.getXML(), config.mac, input.network, input.learning);
   if (!live) return { ...result, pendingUntilBoot: true };
   if (live.source === input.network) return { ...result, live: true };
   try {

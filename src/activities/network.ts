@@ -19,7 +19,7 @@ import { lookupHostInterface, type HostInterface } from '../networks/host-interf
 import { findConflicts, type ExistingNetwork } from '../networks/validate';
 import { FailureType, type NetworkModeName } from '../workflows/shared';
 import { permanent, refusedByHost } from './failures';
-import { lookupOwnDomain, moveDomainInterface, type InterfaceMove } from './libvirt';
+import { lookupOwnDomain, moveDomainInterface, nicFilterParametersOn, type InterfaceMove } from './libvirt';
 import { nullIfMissing } from './missing';
 import {
   listHostNetworks,
@@ -428,7 +428,8 @@ export function createNetworkActivities({ libvirt, hostInterface }: NetworkActiv
 
     /**
      * Moves a machine's NIC (by MAC) to another libvirt network: persistent definition, and live when it
-     * runs (see {@link moveDomainInterface}). The same MAC and the same filterref stay.
+     * runs (see {@link moveDomainInterface}). The same MAC and the same filterref stay; its IP-learning
+     * parameters become the new network's ({@link nicFilterParametersOn}).
      */
     async moveMachineInterface(input: {
       internalName: string;
@@ -436,10 +437,12 @@ export function createNetworkActivities({ libvirt, hostInterface }: NetworkActiv
       mac: string | null;
       network: string;
     }): Promise<InterfaceMove> {
-      const dom = await lookupOwnDomain(await libvirt.get(), input.internalName, input.machineId);
+      const conn = await libvirt.get();
+      const dom = await lookupOwnDomain(conn, input.internalName, input.machineId);
       if (!dom)
         throw permanent(FailureType.NotFound, `domain ${input.internalName} does not exist on this host`);
-      return moveDomainInterface(dom, { mac: input.mac, network: input.network });
+      const learning = await nicFilterParametersOn(conn, input.network);
+      return moveDomainInterface(dom, { mac: input.mac, network: input.network, learning });
     },
   };
 }

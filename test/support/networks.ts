@@ -215,3 +215,14 @@ export async function removeNetwork(stack: Stack, networkId: string): Promise<vo
   }
   await stack.dataSource.getRepository(Network).delete({ id: networkId });
 }
+
+/**
+ * The filterref of a machine's NIC on the network named `name` (one that serves DHCP): its VM filter, its
+ * address learned by DHCP snooping from that network's own address (read from libvirt's definition).
+ */
+export async function nicFilterOn(stack: Stack, name: string, filter: string) {
+  const xml = await (await (await stack.libvirt.get()).lookupNetworkByName(name)).getXML();
+  const address = /<ip\b[^>]*\baddress='([\d.]+)'/.exec(xml)?.[1];
+  if (!address) throw new Error(`network ${name} has no IPv4 address`);
+  return { filter, parameters: { CTRL_IP_LEARNING: 'dhcp', DHCPSERVER: address } };
+}

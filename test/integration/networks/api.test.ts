@@ -23,6 +23,7 @@ import {
   NO_NETWORK_TRACE,
   definitionsOf,
   networkTraces,
+  nicFilterOn,
   rangesOf,
   removeNetwork,
   subnets,
@@ -405,6 +406,8 @@ describe('/api/networks on the real stack', () => {
     const dom = await domainOf(stack, r.body.machine.id);
     const nicBefore = parseDomainXml(await dom.getXML({ inactive: true })).interfaces[0]!;
     expect(nicBefore.source).toBe(libvirtNames.network(a.id));
+    const vmFilter = libvirtNames.vmFilter(r.body.machine.id);
+    expect(nicBefore.filterref).toEqual(await nicFilterOn(stack, libvirtNames.network(a.id), vmFilter));
 
     const invisible = await h.call('PUT', `/api/machines/${r.body.machine.id}/network`, {
       as: alice,
@@ -433,7 +436,12 @@ describe('/api/networks on the real stack', () => {
     expect(moved.body.operation).toMatchObject({ type: 'change_network', machineId: r.body.machine.id });
     expect((await op(moved.body.operation.id, alice)).status).toBe('succeeded');
     const nicAfter = parseDomainXml(await dom.getXML({ inactive: true })).interfaces[0]!;
-    expect(nicAfter).toEqual({ ...nicBefore, source: libvirtNames.network(b.id) });
+    // The same NIC (MAC, model, filter) on B, its address learned from B's DHCP server now.
+    expect(nicAfter).toEqual({
+      ...nicBefore,
+      source: libvirtNames.network(b.id),
+      filterref: await nicFilterOn(stack, libvirtNames.network(b.id), vmFilter),
+    });
     expect((await h.call('GET', `/api/machines/${r.body.machine.id}`, { as: alice })).body.networkName).toBe(
       libvirtNames.network(b.id),
     );

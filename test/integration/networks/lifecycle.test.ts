@@ -29,6 +29,7 @@ import {
   dnsmasqOf,
   linkExists,
   networkTraces,
+  nicFilterOn,
   rangesOf,
   removeNetwork,
   runNetworkOperation,
@@ -278,7 +279,7 @@ describe('networks on the real stack', () => {
     expect(await networkTraces(stack, networkId)).toEqual({ ...NO_NETWORK_TRACE, row: null });
   });
 
-  it('machines on a network: created on it, moved live to another (same MAC and filterref), the delete refused while attached, then nothing left', async () => {
+  it('machines on a network: created on it, moved live to another (same MAC and filter, its DHCP server that of the new network), the delete refused while attached, then nothing left', async () => {
     const a = await create();
     const b = await create();
     const netA = libvirtNames.network(a.networkId);
@@ -292,6 +293,10 @@ describe('networks on the real stack', () => {
     const [liveA, configA] = await nic();
     expect(liveA).toMatchObject({ source: netA });
     expect(configA).toMatchObject({ source: netA });
+    const vmFilter = libvirtNames.vmFilter(vm.machineId);
+    expect(configA.filterref).toEqual(await nicFilterOn(stack, netA, vmFilter));
+    // On B: the same MAC and filter, the address learned from B's DHCP server.
+    const onB = { source: netB, filterref: await nicFilterOn(stack, netB, vmFilter) };
 
     // Refused while attached: nothing changes.
     const refused = await failureOf(
@@ -317,8 +322,8 @@ describe('networks on the real stack', () => {
     });
     expect(moved).toEqual({ machineId: vm.machineId, status: 'running', outcome: 'done' });
     const [liveB, configB] = await nic();
-    expect(liveB).toEqual({ ...liveA, source: netB });
-    expect(configB).toEqual({ ...configA, source: netB });
+    expect(liveB).toEqual({ ...liveA, ...onB });
+    expect(configB).toEqual({ ...configA, ...onB });
     expect((await dom.getXML()).match(/<source network='[^']+'[^>]*bridge='([^']+)'/)?.[1]).toBe(
       libvirtNames.bridge(b.networkId),
     );
@@ -344,7 +349,7 @@ describe('networks on the real stack', () => {
     expect(await networkTraces(stack, b.networkId)).toEqual({ ...NO_NETWORK_TRACE, row: null });
   });
 
-  it('moves a machine that is off: the definition names the new network, MAC and filterref unchanged', async () => {
+  it('moves a machine that is off: the definition names the new network, MAC and filter unchanged', async () => {
     const a = await create();
     const b = await create();
     const vm = await createMachine(stack, world, { networkName: libvirtNames.network(a.networkId) });
@@ -356,7 +361,12 @@ describe('networks on the real stack', () => {
       actorId: null,
     });
     const after = parseDomainXml(await dom.getXML({ inactive: true })).interfaces[0]!;
-    expect(after).toEqual({ ...before, source: libvirtNames.network(b.networkId) });
+    const netB = libvirtNames.network(b.networkId);
+    expect(after).toEqual({
+      ...before,
+      source: netB,
+      filterref: await nicFilterOn(stack, netB, libvirtNames.vmFilter(vm.machineId)),
+    });
     expect(before.filterref?.filter).toBe(libvirtNames.vmFilter(vm.machineId));
     expect((await dom.getState()).state).toBe('shutoff');
     // It boots on the new network.

@@ -1,10 +1,11 @@
 /**
  * The generated `<bandwidth>` of a network (valid against libvirt's schema and read back by libvirt's own
  * parser), the plain-words reason of a failed QoS probe, and the NIC XML that moves a machine to another
- * network (same MAC, same filterref, runtime-only parts dropped).
+ * network (same MAC, same filterref, runtime-only parts dropped), and the filterref's IP-learning parameters
+ * taken from the network (DHCP snooping from the network's own server where it serves DHCP).
  */
 import { randomUUID } from 'node:crypto';
-import { retargetInterfaceXml } from '../../../src/activities/libvirt';
+import { nicFilterParameters, retargetInterfaceXml } from '../../../src/activities/libvirt';
 import { buildNetworkXml, parseInterfaceDeviceXml, parseNetworkXml } from '../../../src/libvirt/xml';
 import { qosReasonFrom } from '../../../src/networks/qos';
 import { designNetwork, networkSpecOf } from '../../../src/networks/validate';
@@ -136,5 +137,45 @@ describe('retargetInterfaceXml', () => {
 
   it('refuses a network name that is not a libvirt name', () => {
     expect(() => retargetInterfaceXml(live, null, "x'/><evil")).toThrow(/network/);
+  });
+
+  it("replaces the filterref's IP-learning parameters with the new network's, keeping the others", () => {
+    const learning = { CTRL_IP_LEARNING: 'dhcp', DHCPSERVER: '10.9.0.1' };
+    const withOld = live.replace(
+      "<parameter name='IP' value='10.0.0.5'/>",
+      "<parameter name='IP' value='10.0.0.5'/><parameter name='CTRL_IP_LEARNING' value='dhcp'/>" +
+        "<parameter name='DHCPSERVER' value='10.0.0.1'/>",
+    );
+    const moved = parseInterfaceDeviceXml(retargetInterfaceXml(withOld, null, 'vmflow-net-2', learning)!.xml);
+    expect(moved.filterref).toEqual({ filter: 'vmflow-vm-1', parameters: { IP: '10.0.0.5', ...learning } });
+    // To a network without DHCP: libvirt's default learning again.
+    const plain = parseInterfaceDeviceXml(retargetInterfaceXml(withOld, null, 'vmflow-net-3')!.xml);
+    expect(plain.filterref).toEqual({ filter: 'vmflow-vm-1', parameters: { IP: '10.0.0.5' } });
+  });
+});
+
+describe('nicFilterParameters', () => {
+  const network = (ips: string) =>
+    parseNetworkXml(`<network><name>vmflow-net-x</name><bridge name='vmflowbr9'/>${ips}</network>`);
+
+  it("learns the address by DHCP snooping, from the network's own DHCP server, where IPv4 serves DHCP", () => {
+    const dhcp = network(
+      "<ip address='fd00::1' prefix='64'/><ip address='10.9.0.1' prefix='24'>" +
+        "<dhcp><range start='10.9.0.100' end='10.9.0.200'/></dhcp></ip>",
+    );
+    expect(nicFilterParameters(dhcp)).toEqual({ CTRL_IP_LEARNING: 'dhcp', DHCPSERVER: '10.9.0.1' });
+    // Static hosts only: dnsmasq still serves DHCP.
+    const hostsOnly = network(
+      "<ip address='10.9.0.1' prefix='24'><dhcp><host mac='52:54:00:00:00:01' ip='10.9.0.5'/></dhcp></ip>",
+    );
+    expect(nicFilterParameters(hostsOnly)).toEqual({ CTRL_IP_LEARNING: 'dhcp', DHCPSERVER: '10.9.0.1' });
+  });
+
+  it("keeps libvirt's default learning where nothing serves IPv4 DHCP", () => {
+    expect(nicFilterParameters(network("<ip address='10.9.0.1' prefix='24'/>"))).toBeUndefined();
+    expect(nicFilterParameters(network(''))).toBeUndefined();
+    expect(
+      nicFilterParameters(network("<ip family='ipv6' address='fd00::1' prefix='64'><dhcp/></ip>")),
+    ).toBeUndefined();
   });
 });
