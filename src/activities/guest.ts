@@ -32,6 +32,8 @@ import {
   GUEST_EXEC_MAX_OUTPUT_BYTES,
   GuestFailureType,
   type GuestExecResult,
+  type GuestReadOutcome,
+  type ReadGuestInput,
   type SealedSecretRef,
 } from '../workflows/shared';
 import { permanent } from './failures';
@@ -135,7 +137,7 @@ export function createGuestActivities({ libvirt, secrets, agents }: GuestActivit
     }
   }
 
-  return {
+  const api = {
     /**
      * The QEMU guest agent's view of the guest: OS, host name, users, time zone, interfaces with addresses,
      * file systems. A command the guest does not answer (unsupported, disabled) leaves its part out; an
@@ -258,6 +260,39 @@ export function createGuestActivities({ libvirt, secrets, agents }: GuestActivit
           { deadlineMs: 5_000, intervalMs: 250 },
         )) ?? (await status());
       return { ...execResultOf(last, true, max), exitCode: null };
+    },
+  };
+  return {
+    ...api,
+    /**
+     * A read for the API (readGuest): the QEMU guest agent's information, or a list from vmflow's agent. A
+     * guest that cannot answer (unavailable, too slow, an agent's error) is an outcome, returned, not thrown:
+     * routine 503s must not show up as failed activities. Anything else is thrown.
+     */
+    async readGuest(input: ReadGuestInput): Promise<GuestReadOutcome> {
+      const ref = { internalName: input.internalName, machineId: input.machineId };
+      const list = {
+        processes: 'processes.list',
+        services: 'services.list',
+        applications: 'packages.list',
+      } as const;
+      try {
+        const value =
+          input.what === 'info'
+            ? await api.readGuestInfo(ref)
+            : await api.agentRequest({
+                machineId: input.machineId,
+                command: list[input.what],
+                args: {},
+                timeoutMs: input.timeoutMs,
+              });
+        return { ok: true, value };
+      } catch (e) {
+        const type = (e as { type?: string }).type;
+        if (!Object.values(GuestFailureType).includes(type as never)) throw e;
+        const code = ((e as { details?: unknown[] }).details?.[0] as { code?: string } | undefined)?.code;
+        return { ok: false, type: type!, message: (e as Error).message, ...(code ? { code } : {}) };
+      }
     },
   };
 }

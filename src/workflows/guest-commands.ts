@@ -1,7 +1,11 @@
-import { ApplicationFailure, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  proxyActivities,
+  TimeoutFailure,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { GuestActivities } from '../activities/guest';
-import type { CommandResult } from '../guests/agent-protocol';
-import type { GuestInfo } from '../guests/qemu-agent';
 import { db, runOperation, type Saga } from './saga';
 import {
   FailureType,
@@ -13,6 +17,7 @@ import {
   type GuestExecResult,
   type GuestKillInput,
   type GuestServiceInput,
+  type GuestReadOutcome,
   type OperationContext,
   type ReadGuestInput,
 } from './shared';
@@ -36,24 +41,20 @@ const once = (ms: number): ActivityOptions => ({
 /**
  * Reads a running guest on its host, for the API's GET routes (not an operation: nothing changes, nothing is
  * recorded): the QEMU guest agent's information, or vmflow's agent's processes, services or packages.
- * Bounded by `timeoutMs` (plus the host's own margin); fails with a {@link GuestFailureType}.
+ * Bounded by `timeoutMs` plus the host's margin; a guest that cannot answer, or a host whose worker did not
+ * run the read in time, is an outcome (`ok: false`, a {@link GuestFailureType}), not a failed workflow.
  */
-export async function readGuest(
-  input: ReadGuestInput,
-): Promise<GuestInfo | CommandResult<'processes.list' | 'services.list' | 'packages.list'>> {
-  const guest = guestActivities(input.hostName, once(input.timeoutMs + 5_000));
-  const ref = { internalName: input.internalName, machineId: input.machineId };
-  const ask = (command: 'processes.list' | 'services.list' | 'packages.list') =>
-    guest.agentRequest({ machineId: input.machineId, command, args: {}, timeoutMs: input.timeoutMs });
-  switch (input.what) {
-    case 'info':
-      return guest.readGuestInfo(ref);
-    case 'processes':
-      return ask('processes.list');
-    case 'services':
-      return ask('services.list');
-    case 'applications':
-      return ask('packages.list');
+export async function readGuest(input: ReadGuestInput): Promise<GuestReadOutcome> {
+  try {
+    return await guestActivities(input.hostName, once(input.timeoutMs + 5_000)).readGuest(input);
+  } catch (err) {
+    if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure)
+      return {
+        ok: false,
+        type: GuestFailureType.Timeout,
+        message: "the machine's host did not answer in time",
+      };
+    throw err;
   }
 }
 

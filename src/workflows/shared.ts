@@ -434,6 +434,13 @@ export interface ReadGuestInput {
   timeoutMs: number;
 }
 
+/**
+ * What readGuest gives: the guest's answer, or why there is none (a {@link GuestFailureType} and its message).
+ * A guest that cannot answer is an expected outcome of a read, not a failed workflow or activity.
+ */
+export type GuestReadOutcome =
+  { ok: true; value: unknown } | { ok: false; type: string; message: string; code?: string };
+
 /** The most bytes of a guest exec's standard input. */
 export const GUEST_EXEC_MAX_STDIN_BYTES = 64 * 1024;
 /** The most bytes of each output stream (stdout, stderr) kept from a guest exec: the rest is cut. */

@@ -5,7 +5,7 @@
  */
 import type { GuestActivities } from '../../src/activities/guest';
 import type { GuestInfo } from '../../src/guests/qemu-agent';
-import type { GuestExecResult } from '../../src/workflows/shared';
+import type { GuestExecResult, GuestReadOutcome } from '../../src/workflows/shared';
 
 /** Options of the guest stubs. */
 export interface GuestStubOptions {
@@ -13,6 +13,8 @@ export interface GuestStubOptions {
   exec?: GuestExecResult;
   /** What a service action reports as the state after (default `running` for start/restart, `stopped` for stop). */
   serviceState?: string;
+  /** What readGuest gives (default: an answer). */
+  read?: GuestReadOutcome;
 }
 
 /** The guest stubs' world: programs started (pid → input). */
@@ -47,6 +49,8 @@ export function guestStubs(opts: { guest?: GuestStubOptions }): {
   const o = opts.guest ?? {};
   const world: GuestWorld = { started: [] };
   const hypervisor: GuestActivities = {
+    readGuest: async (input) =>
+      structuredClone(o.read ?? { ok: true, value: input.what === 'info' ? INFO : { [input.what]: [] } }),
     readGuestInfo: async () => structuredClone(INFO),
     agentRequest: (async (input: { command: string; args: { name?: string } }) => {
       switch (input.command) {

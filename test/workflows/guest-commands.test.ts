@@ -148,41 +148,53 @@ describe('guestKillProcess and guestServiceAction', () => {
 });
 
 describe('readGuest', () => {
-  it.concurrent.each([
-    { what: 'info', call: 'readGuestInfo' },
-    { what: 'processes', call: 'agentRequest', command: 'processes.list' },
-    { what: 'services', call: 'agentRequest', command: 'services.list' },
-    { what: 'applications', call: 'agentRequest', command: 'packages.list' },
-  ] as const)('$what asks the host once and records no operation', async ({ what, call, ...rest }) => {
-    const { stubs, m } = setUp();
-    const input = {
-      hostName: stubs.hostName,
-      machineId: m.id,
-      internalName: m.internalName,
-      what,
-      timeoutMs: 1000,
-    };
-    await h.withWorkers(stubs, (run) => run.execute('readGuest', input));
-    expect(stubs.labels()).toEqual([call]);
-    if ('command' in rest)
-      expect(stubs.inputs('agentRequest')[0]).toMatchObject({ command: rest.command, timeoutMs: 1000 });
+  const readInput = (hostName: string, m: { id: string; internalName: string }, timeoutMs = 1000) => ({
+    hostName,
+    machineId: m.id,
+    internalName: m.internalName,
+    what: 'processes' as const,
+    timeoutMs,
   });
 
-  it('a timeout of the guest fails the read at once (one attempt)', async () => {
-    const { stubs, m } = setUp('running', {
-      fail: { agentRequest: { type: GuestFailureType.Timeout, retryable: true } },
-    });
-    const input = {
-      hostName: stubs.hostName,
-      machineId: m.id,
-      internalName: m.internalName,
-      what: 'processes' as const,
-      timeoutMs: 1000,
-    };
+  it('asks the host once and gives its answer; records no operation', async () => {
+    const { stubs, m } = setUp();
+    const out = await h.withWorkers(stubs, (run) => run.execute('readGuest', readInput(stubs.hostName, m)));
+    expect(out).toEqual({ ok: true, value: { processes: [] } });
+    expect(stubs.labels()).toEqual(['readGuest']);
+    expect(stubs.inputs('readGuest')[0]).toMatchObject({ what: 'processes', timeoutMs: 1000 });
+  });
+
+  it('a guest that cannot answer is an outcome, not a failed workflow', async () => {
+    const read = { ok: false, type: GuestFailureType.Unavailable, message: 'not connected' } as const;
+    const { stubs, m } = setUp('running', { guest: { read } });
+    const out = await h.withWorkers(stubs, (run) => run.execute('readGuest', readInput(stubs.hostName, m)));
+    expect(out).toEqual(read);
+  });
+
+  it('a host that does not answer within the bound is a timeout outcome (one attempt)', async () => {
+    const { stubs, m } = setUp();
+    const gate = stubs.gate('readGuest', { cancellable: false });
+    try {
+      const out = await h.withWorkers(stubs, (run) =>
+        run.execute('readGuest', readInput(stubs.hostName, m, 100)),
+      );
+      expect(out).toEqual({
+        ok: false,
+        type: GuestFailureType.Timeout,
+        message: "the machine's host did not answer in time",
+      });
+      expect(stubs.labels()).toEqual(['readGuest']);
+    } finally {
+      gate.release();
+    }
+  });
+
+  it('an unexpected failure fails the read', async () => {
+    const { stubs, m } = setUp('running', { fail: { readGuest: 'SomethingElse' } });
     await h.withWorkers(stubs, async (run) => {
-      const handle = await run.start('readGuest', input);
+      const handle = await run.start('readGuest', readInput(stubs.hostName, m));
       await expect(handle.result()).rejects.toThrow();
     });
-    expect(stubs.labels()).toEqual(['agentRequest']);
+    expect(stubs.labels()).toEqual(['readGuest']);
   });
 });

@@ -7,17 +7,16 @@
  * a 504.
  */
 import { randomUUID } from 'node:crypto';
-import { ActivityFailure, ApplicationFailure, TimeoutFailure, WorkflowFailedError } from '@temporalio/client';
 import { type Machine } from '../../entities/machine';
 import {
   CONTROL_TASK_QUEUE,
-  FailureType,
   GuestFailureType,
+  type GuestReadOutcome,
   type GuestReadKind,
   type ReadGuestInput,
 } from '../../workflows/shared';
 import { type ApiContext } from '../context';
-import { badRequest, ProblemError } from '../errors';
+import { ProblemError } from '../errors';
 import { hostNames, visibleMachine } from '../lookups';
 import { idleMachine, startOnMachine } from '../machine-start';
 import { manages, type Principal } from '../permissions';
@@ -36,7 +35,7 @@ import {
 } from '../schemas-guest';
 
 /** How long a read waits for the guest (then 504). */
-export const GUEST_READ_TIMEOUT_MS = 15_000;
+export const GUEST_READ_TIMEOUT_MS = 30_000;
 
 const GUEST_COMMANDERS = 'only managers of the department and admins may run commands in a guest';
 
@@ -53,26 +52,18 @@ const tooSlow = (detail: string) =>
     type: 'https://vmflow.dev/problems/guest-timeout',
   });
 
-/** A guest read's failure as the problem it answers; null for anything unexpected (a 500). */
-export function guestReadProblem(err: unknown): ProblemError | null {
-  if (!(err instanceof WorkflowFailedError)) return null;
-  let cause: unknown = err.cause;
-  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof TimeoutFailure) return tooSlow('the machine’s host did not answer in time');
-  if (!(cause instanceof ApplicationFailure)) return null;
-  switch (cause.type) {
+/** A guest read that got no answer (readGuest's `ok: false`) as the problem it answers. */
+export function guestReadProblem(outcome: Extract<GuestReadOutcome, { ok: false }>): ProblemError {
+  switch (outcome.type) {
     case GuestFailureType.Unavailable:
-      return unavailable(cause.message);
+      return unavailable(outcome.message);
     case GuestFailureType.Timeout:
-      return tooSlow(cause.message);
-    case GuestFailureType.Command: {
-      const code = (cause.details?.[0] as { code?: string } | undefined)?.code ?? 'failed';
-      return new ProblemError(502, cause.message, { title: 'Guest command failed', code });
-    }
-    case FailureType.Validation:
-      return badRequest(cause.message);
+      return tooSlow(outcome.message);
     default:
-      return null;
+      return new ProblemError(502, outcome.message, {
+        title: 'Guest command failed',
+        code: outcome.code ?? 'failed',
+      });
   }
 }
 
@@ -94,17 +85,15 @@ async function readGuest(ctx: ApiContext, p: Principal, id: string, what: GuestR
     what,
     timeoutMs: GUEST_READ_TIMEOUT_MS,
   };
-  try {
-    return await ctx.temporal.workflow.execute('readGuest', {
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: `guest-read-${m.id}-${randomUUID()}`,
-      args: [input],
-      // A backstop: the activity's own bound ends it sooner.
-      workflowExecutionTimeout: GUEST_READ_TIMEOUT_MS + 30_000,
-    });
-  } catch (err) {
-    throw guestReadProblem(err) ?? err;
-  }
+  const outcome = await ctx.temporal.workflow.execute('readGuest', {
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowId: `guest-read-${m.id}-${randomUUID()}`,
+    args: [input],
+    // A backstop: the activity's own bound ends it sooner.
+    workflowExecutionTimeout: GUEST_READ_TIMEOUT_MS + 30_000,
+  });
+  if (!outcome.ok) throw guestReadProblem(outcome);
+  return outcome.value;
 }
 
 /** A machine the caller may command in (404 unseen, 403 not a manager), idle (409) and running (503). */

@@ -26,6 +26,15 @@ import { startStack, type Stack } from '../../support/stack';
 jest.setTimeout(20 * 60_000);
 
 const BOOT_DEADLINE_MS = 12 * 60_000;
+
+/** `check`, at most once a second: each try of a guest read is a workflow. */
+const everySecond =
+  <T>(check: () => Promise<T | undefined | false>) =>
+  async () => {
+    const v = await check();
+    if (!v) await new Promise((r) => setTimeout(r, 1000));
+    return v;
+  };
 const SECRET = `stdin-secret-${randomUUID()}`;
 
 describe('guest reads and commands on a booted guest', () => {
@@ -125,18 +134,21 @@ describe('guest reads and commands on a booted guest', () => {
     // Booted: the QEMU guest agent answers with the provisioned host name, and vmflow's agent is connected.
     const started = Date.now();
     await waitFor(
-      async () => {
+      everySecond(async () => {
         const r = await h.call('GET', url('/guest'), { as: alice });
         return r.status === 200 && r.body.hostname === 'guest-1';
-      },
+      }),
       'the guest to boot and answer its QEMU guest agent',
       BOOT_DEADLINE_MS,
     );
     await waitFor(
-      async () => (await h.call('GET', url('/processes'), { as: alice })).status === 200,
+      everySecond(async () => (await h.call('GET', url('/processes'), { as: alice })).status === 200),
       "vmflow's agent to connect",
       BOOT_DEADLINE_MS,
     );
+    // Settled: cloud-init's last stages done (systemd is busy until then and slow to list its units).
+    const settled = await exec('/usr/bin/cloud-init', ['status', '--wait'], { timeoutS: 600 });
+    expect(settled.stdout).toMatch(/status: done/);
     console.log(`guest ready for commands ${Date.now() - started} ms after its create operation ended`);
   });
 
@@ -150,11 +162,11 @@ describe('guest reads and commands on a booted guest', () => {
 
   it("GET /guest: the QEMU guest agent's OS, host name, time zone, interfaces with addresses, file systems", async () => {
     const info = await waitFor(
-      async () => {
+      everySecond(async () => {
         const r = await h.call('GET', url('/guest'), { as: alice });
         const eth = r.body.interfaces?.find((i: { name: string }) => i.name !== 'lo');
         return eth?.addresses.some((a: { type: string }) => a.type === 'ipv4') ? r.body : undefined;
-      },
+      }),
       'the guest to report an IPv4 address',
       5 * 60_000,
     );
@@ -266,7 +278,11 @@ describe('guest reads and commands on a booted guest', () => {
     expect(await pids()).toContain(pid);
     const op = await command(`/guest/processes/${pid}/kill`, { signal: 'KILL' });
     expect(op).toMatchObject({ type: 'guest_kill', status: 'succeeded', result: { pid, signal: 'KILL' } });
-    await waitFor(async () => !(await pids()).includes(pid), `pid ${pid} to be gone`, 60_000);
+    await waitFor(
+      everySecond(async () => !(await pids()).includes(pid)),
+      `pid ${pid} to be gone`,
+      60_000,
+    );
     // A pid that does not exist: the agent answers not-found, the operation fails.
     const one = await command('/guest/processes/999999/kill', {});
     expect(one.status).toBe('failed');
@@ -281,10 +297,10 @@ describe('guest reads and commands on a booted guest', () => {
     });
     expect(await stateOf('qemu-guest-agent.service')).toBe('stopped');
     const gone = await waitFor(
-      async () => {
+      everySecond(async () => {
         const r = await h.call('GET', url('/guest'), { as: alice });
         return r.status === 503 ? r : undefined;
-      },
+      }),
       'GET /guest to answer 503',
       60_000,
     );
@@ -297,7 +313,7 @@ describe('guest reads and commands on a booted guest', () => {
     expect(start.result).toMatchObject({ state: 'running' });
     expect(await stateOf('qemu-guest-agent.service')).toBe('running');
     await waitFor(
-      async () => (await h.call('GET', url('/guest'), { as: alice })).status === 200,
+      everySecond(async () => (await h.call('GET', url('/guest'), { as: alice })).status === 200),
       'GET /guest to answer again',
       60_000,
     );
@@ -313,13 +329,13 @@ describe('guest reads and commands on a booted guest', () => {
     expect(slow.status).toBe(504);
     expect(slow.body.title).toBe('Guest timeout');
     await waitFor(
-      async () => (await h.call('GET', url('/processes'), { as: alice })).status === 503,
+      everySecond(async () => (await h.call('GET', url('/processes'), { as: alice })).status === 503),
       'the watcher to see the agent silent (503)',
       120_000,
     );
     await exec('/bin/systemctl', ['start', 'vmflow-agent.service']);
     await waitFor(
-      async () => (await h.call('GET', url('/processes'), { as: alice })).status === 200,
+      everySecond(async () => (await h.call('GET', url('/processes'), { as: alice })).status === 200),
       'the agent back',
       120_000,
     );
