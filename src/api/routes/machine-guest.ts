@@ -7,6 +7,7 @@
  * a 504.
  */
 import { randomUUID } from 'node:crypto';
+import { TimeoutFailure, WorkflowFailedError } from '@temporalio/client';
 import { type Machine } from '../../entities/machine';
 import {
   CONTROL_TASK_QUEUE,
@@ -85,13 +86,20 @@ async function readGuest(ctx: ApiContext, p: Principal, id: string, what: GuestR
     what,
     timeoutMs: GUEST_READ_TIMEOUT_MS,
   };
-  const outcome = await ctx.temporal.workflow.execute('readGuest', {
-    taskQueue: CONTROL_TASK_QUEUE,
-    workflowId: `guest-read-${m.id}-${randomUUID()}`,
-    args: [input],
-    // A backstop: the activity's own bound ends it sooner.
-    workflowExecutionTimeout: GUEST_READ_TIMEOUT_MS + 30_000,
-  });
+  let outcome: GuestReadOutcome;
+  try {
+    outcome = await ctx.temporal.workflow.execute('readGuest', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: `guest-read-${m.id}-${randomUUID()}`,
+      args: [input],
+      // A backstop for a control worker that is not running: the activity's own bound ends a read sooner.
+      workflowExecutionTimeout: GUEST_READ_TIMEOUT_MS + 15_000,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof TimeoutFailure)
+      throw tooSlow('the read was not run in time (is the worker running?)');
+    throw err;
+  }
   if (!outcome.ok) throw guestReadProblem(outcome);
   return outcome.value;
 }
