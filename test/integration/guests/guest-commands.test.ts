@@ -186,6 +186,23 @@ describe('guest reads and commands on a booted guest', () => {
     );
   });
 
+  it('prints how long reads and an exec take here (figures, not asserted)', async () => {
+    const timed = async (what: string, fn: () => Promise<unknown>) => {
+      const t = Date.now();
+      await fn();
+      return `${what} ${Date.now() - t} ms`;
+    };
+    const get = (path: string) => () => h.call('GET', url(path), { as: alice });
+    const figures = [
+      await timed('GET /guest', get('/guest')),
+      await timed('GET /processes', get('/processes')),
+      await timed('GET /guest/services', get('/guest/services')),
+      await timed('GET /applications', get('/applications')),
+      await timed('exec /bin/true (202 to operation ended)', () => exec('/bin/true')),
+    ];
+    console.log(`guest figures: ${figures.join('; ')}`);
+  });
+
   it("lists processes, services and packages live from vmflow's agent", async () => {
     const procs = (await h.call('GET', url('/processes'), { as: alice })).body.processes;
     expect(procs.length).toBeGreaterThan(5);
