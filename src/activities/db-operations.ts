@@ -106,6 +106,17 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
       });
     },
 
+    /** Stores what a running operation gave (idempotent: the same result written again changes nothing). */
+    async setOperationResult(input: { operationId: string; result: Record<string, unknown> }): Promise<void> {
+      await dataSource
+        .getRepository(Operation)
+        .createQueryBuilder()
+        .update()
+        .set({ result: input.result as never })
+        .where('id = :id AND status = :running', { id: input.operationId, running: 'running' })
+        .execute();
+    },
+
     /** Marks an operation finished (idempotent: a finished operation keeps its first outcome). */
     async finishOperation(input: {
       operationId: string;

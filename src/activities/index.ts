@@ -1,10 +1,12 @@
 import { type DataSource } from 'typeorm';
 import { type LibvirtProvider } from '../libvirt/provider';
 import { type SecretBox } from '../secrets';
+import { type AgentWatcher } from '../worker/agent-watcher';
 import { createDbActivities } from './db';
 import { createFirewallDbActivities } from './db-firewall';
 import { createNetworkDbActivities } from './db-network';
 import { type FaultInjector } from './faults';
+import { createGuestActivities } from './guest';
 import { createHostActivities } from './host';
 import { createImageDbActivities } from './db-images';
 import { createImageHostActivities } from './images';
@@ -27,6 +29,8 @@ export interface ActivityDeps {
   faults?: FaultInjector;
   /** Force a virtualization type instead of probing the host. */
   virtType?: 'kvm' | 'qemu';
+  /** This host's guest agent watcher (src/worker/agent-watcher.ts); none when AGENT_WATCHER is off. */
+  agents?: Pick<AgentWatcher, 'request'> | null;
 }
 
 /**
@@ -42,6 +46,7 @@ export function createHypervisorActivities(deps: ActivityDeps) {
     ...createNetworkActivities(deps),
     ...createSeedActivities(deps),
     ...createImageHostActivities(deps),
+    ...createGuestActivities(deps),
   };
 }
 

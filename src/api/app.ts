@@ -26,6 +26,7 @@ import { departmentFirewallRoutes, serviceCatalogueRoutes } from './routes/depar
 import { departmentRoutes, templateRoutes } from './routes/departments';
 import { filterRoutes } from './routes/filters';
 import { imageRoutes } from './routes/images';
+import { machineGuestRoutes } from './routes/machine-guest';
 import { machineFirewallRoutes, machineNetworkRoutes, machineRoutes } from './routes/machines';
 import { networksRoutes } from './routes/networks';
 import { systemRoutes } from './routes/system';
@@ -120,6 +121,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     ...departmentRoutes(ctx),
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
+    ...machineGuestRoutes(ctx),
     ...networksRoutes(ctx),
     ...imageRoutes(ctx),
     ...machineNetworkRoutes(ctx),

@@ -48,6 +48,8 @@ export interface OperationView {
     error?: string;
   }>;
   error?: string;
+  /** What it gave, for operations that give something (a guest command's exit code and output). */
+  result?: Record<string, unknown>;
   workflowId: string;
   temporalUrl: string;
   startedAt: string | null;
@@ -203,6 +205,7 @@ export class Operations {
         status: op.status,
         steps: op.steps ?? [],
         ...(op.error ? { error: op.error } : {}),
+        ...(op.result ? { result: op.result } : {}),
         workflowId: op.workflowId || req?.workflowId || '',
         temporalUrl: this.temporalUrl(op.workflowId || req?.workflowId || ''),
         startedAt: op.startedAt ? new Date(op.startedAt).toISOString() : null,

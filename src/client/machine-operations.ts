@@ -16,6 +16,9 @@ import {
   type ChangeMachineNetworkInput,
   type CreateMachineInput,
   type DestroyMachineInput,
+  type GuestExecInput,
+  type GuestKillInput,
+  type GuestServiceInput,
   type MachineOperationResult,
   type PowerMachineInput,
   type UpdateHardwareInput,
@@ -32,6 +35,9 @@ type Inputs = {
   powerMachine: PowerMachineInput;
   changeMachineNetwork: ChangeMachineNetworkInput;
   changeMachineDepartment: ChangeMachineDepartmentInput;
+  guestExec: GuestExecInput;
+  guestKillProcess: GuestKillInput;
+  guestServiceAction: GuestServiceInput;
 };
 
 /** The input without the operation id: it is generated here unless given. */

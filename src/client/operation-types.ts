@@ -12,7 +12,10 @@ export type MachineWorkflow =
   | 'updateMachineHardware'
   | 'powerMachine'
   | 'changeMachineNetwork'
-  | 'changeMachineDepartment';
+  | 'changeMachineDepartment'
+  | 'guestExec'
+  | 'guestKillProcess'
+  | 'guestServiceAction';
 
 /** Workflow name → the operation type it records. */
 export const MACHINE_OPERATION_TYPE: Readonly<Record<MachineWorkflow, OperationType>> = {
@@ -23,4 +26,7 @@ export const MACHINE_OPERATION_TYPE: Readonly<Record<MachineWorkflow, OperationT
   powerMachine: 'power',
   changeMachineNetwork: 'change_network',
   changeMachineDepartment: 'change_department',
+  guestExec: 'guest_exec',
+  guestKillProcess: 'guest_kill',
+  guestServiceAction: 'guest_service',
 };

@@ -16,7 +16,10 @@ export type OperationType =
   | 'flush_filters'
   | 'import_image'
   | 'register_image'
-  | 'delete_image';
+  | 'delete_image'
+  | 'guest_exec'
+  | 'guest_kill'
+  | 'guest_service';
 /** What an operation works on: its events are `<resource>:<action>` (vms, networks, firewall). */
 export type OperationResource = 'vms' | 'networks' | 'firewall' | 'images';
 export type OperationStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -50,6 +53,8 @@ export class Operation {
   /** Input as given, with secrets removed. */
   @Column('json', { nullable: true }) input!: Record<string, unknown> | null;
   @Column('text', { nullable: true }) error!: string | null;
+  /** What the operation gave, for those that give something (a guest command's exit code and output). */
+  @Column('json', { nullable: true }) result!: Record<string, unknown> | null;
   @Column('datetime', { precision: 3 }) startedAt!: Date;
   @Column('datetime', { precision: 3, nullable: true }) finishedAt!: Date | null;
 }

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
   const host = await registerThisHost(deps, config);
   const watch = await startHypervisorWatch(deps, host.id);
-  // The guest agents of this host's VMs: status changes logged, nothing stored yet.
+  // The guest agents of this host's VMs: status changes logged; guest reads and commands go through it.
   const agents =
     config.AGENT_WATCHER === 'on'
       ? createAgentWatcher({
@@ -54,7 +54,8 @@ async function main(): Promise<void> {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
       hostName: config.HOST_NAME,
-      deps,
+      // The host's guest activities reach vmflow's agents through the watcher (docs/guest-commands.md).
+      deps: { ...deps, agents },
     });
     console.log(
       `worker ready: queues vmflow-control and ${config.hostTaskQueue} on ${config.TEMPORAL_ADDRESS}`,

@@ -15,3 +15,4 @@ export { changeMachineDepartment } from './change-machine-department';
 export { importImage } from './import-image';
 export { registerImage } from './register-image';
 export { deleteImage } from './delete-image';
+export { readGuest, guestExec, guestKillProcess, guestServiceAction } from './guest-commands';

@@ -408,3 +408,90 @@ export interface ImageOperationResult {
   imageId: string;
   status: string;
 }
+
+// ---- guest commands and reads (docs/guest-commands.md) ----------------------------------------------
+
+/** Failure types of guest reads and commands, as the API maps them. */
+export const GuestFailureType = {
+  /** The machine is not running, or the agent is not connected (or lies about its id). → 503 */
+  Unavailable: 'GuestUnavailableError',
+  /** The agent did not answer in time. → 504 */
+  Timeout: 'GuestTimeoutError',
+  /** The agent answered with an error (details: `{code}`: not-found, denied, invalid, unsupported, failed…). */
+  Command: 'GuestCommandError',
+} as const;
+
+/** What can be read from a running guest: QEMU guest agent information, or lists from vmflow's agent. */
+export type GuestReadKind = 'info' | 'processes' | 'services' | 'applications';
+
+/** Input of readGuest (workflow id `guest-read-<machineId>-<uuid>`: a read, not an operation). */
+export interface ReadGuestInput {
+  hostName: string;
+  machineId: string;
+  internalName: string;
+  what: GuestReadKind;
+  /** The bound on the guest's answer (the API answers 504 past it). */
+  timeoutMs: number;
+}
+
+/**
+ * What readGuest gives: the guest's answer, or why there is none (a {@link GuestFailureType} and its message).
+ * A guest that cannot answer is an expected outcome of a read, not a failed workflow or activity.
+ */
+export type GuestReadOutcome =
+  { ok: true; value: unknown } | { ok: false; type: string; message: string; code?: string };
+
+/** The most bytes of a guest exec's standard input. */
+export const GUEST_EXEC_MAX_STDIN_BYTES = 64 * 1024;
+/** The most bytes of each output stream (stdout, stderr) kept from a guest exec: the rest is cut. */
+export const GUEST_EXEC_MAX_OUTPUT_BYTES = 64 * 1024;
+/** Bounds of a guest exec's `timeoutS`. */
+export const GUEST_EXEC_TIMEOUT_S = { min: 1, max: 600, default: 30 } as const;
+
+/** Input of guestExec (workflow id `vm-<machineId>`): a program run through the QEMU guest agent. */
+export interface GuestExecInput extends OperationContext {
+  machineId: string;
+  /** The program's path in the guest (no shell: arguments are passed as they are). */
+  command: string;
+  args: string[];
+  timeoutS: number;
+  /** The program's standard input, sealed by the API (a secret: never in the operation row or in clear in history). */
+  stdin?: SealedSecretRef;
+}
+
+/** What a guest exec gave (stored as the operation's result). */
+export interface GuestExecResult {
+  /** Null when the program did not exit in time (it was killed) or died of a signal. */
+  exitCode: number | null;
+  /** The signal that ended it, when one did. */
+  signal: number | null;
+  timedOut: boolean;
+  /** UTF-8 (invalid bytes replaced), at most {@link GUEST_EXEC_MAX_OUTPUT_BYTES} bytes each. */
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+/** Input of guestKillProcess (workflow id `vm-<machineId>`): a signal through vmflow's agent. */
+export interface GuestKillInput extends OperationContext {
+  machineId: string;
+  pid: number;
+  signal: 'TERM' | 'KILL';
+}
+
+/** Service actions through vmflow's agent. */
+export type GuestServiceAction = 'start' | 'stop' | 'restart';
+
+/** Input of guestServiceAction (workflow id `vm-<machineId>`). */
+export interface GuestServiceInput extends OperationContext {
+  machineId: string;
+  name: string;
+  action: GuestServiceAction;
+}
+
+/** What a finished guest command returns (its `result` is also stored on the operation). */
+export interface GuestCommandOutcome<R = Record<string, unknown>> {
+  machineId: string;
+  result: R;
+}

@@ -19,6 +19,7 @@ import {
 import { LibvirtProvider } from '../../src/libvirt/provider';
 import { probeQos } from '../../src/networks/qos';
 import { SecretBox } from '../../src/secrets';
+import { type AgentWatcher } from '../../src/worker/agent-watcher';
 import { createWorkers } from '../../src/worker/worker';
 import { openTestDataSource } from './db';
 import { bundleWorkflows, connectTestEnv } from './temporal';
@@ -135,7 +136,16 @@ export interface Stack {
 }
 
 /** Builds the stack for one suite. */
-export async function startStack(opts: { workers?: boolean } = {}): Promise<Stack> {
+export async function startStack(
+  opts: {
+    workers?: boolean;
+    /**
+     * The host's guest agent watcher, given to the guest activities as the worker does (src/worker/main.ts):
+     * built once the stack's host is registered, started and stopped with the stack.
+     */
+    agents?: (s: { libvirt: LibvirtProvider; dataSource: DataSource; hostName: string }) => AgentWatcher;
+  } = {},
+): Promise<Stack> {
   const env = await connectTestEnv();
   const bundle = await bundleWorkflows();
   const dataSource = await openTestDataSource();
@@ -155,6 +165,8 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
     capabilities: await probeQos(conn),
   });
   const secrets = new SecretBox('vmflow-test-secrets-key-0123456789');
+  const agents = opts.agents?.({ libvirt, dataSource, hostName }) ?? null;
+  await agents?.start();
   const faults = new ArmedFaults();
   let workers: Worker[] = [];
   let running: Promise<unknown> | null = null;
@@ -181,6 +193,7 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
           dataSource,
           secrets,
           faults,
+          agents,
         },
         workflowBundle: bundle,
       });
@@ -194,6 +207,7 @@ export async function startStack(opts: { workers?: boolean } = {}): Promise<Stac
     },
     async stop() {
       await stack.stopWorkers();
+      await agents?.stop();
       await dataSource.getRepository(Host).delete({ name: hostName });
       await dataSource.destroy();
       await libvirt.close();

@@ -26,6 +26,8 @@ import { networkStubs, type NetworkStubOptions } from './network-stubs';
 import type { ImageDbActivities } from '../../src/activities/db-images';
 import type { ImageHostActivities } from '../../src/activities/images';
 import { imageStubs, type ImageStubOptions } from './image-stubs';
+import type { GuestActivities } from '../../src/activities/guest';
+import { guestStubs, type GuestStubOptions, type GuestWorld } from './guest-stubs';
 
 /** The failure type stubs throw when told to fail without a type. */
 export const INJECTED = 'InjectedFault';
@@ -40,7 +42,8 @@ type HypervisorStubs = HostActivities &
   NwfilterActivities &
   NetworkActivities &
   ImageHostActivities &
-  SeedActivities;
+  SeedActivities &
+  GuestActivities;
 type SeedActivities = ReturnType<typeof createSeedActivities>;
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
@@ -78,6 +81,8 @@ export interface StubOperation {
   type: string;
   status: string;
   error?: string;
+  /** What setOperationResult stored. */
+  result?: Record<string, unknown>;
 }
 
 /** Options of {@link createStubs}. Everything has a default that makes the happy path pass. */
@@ -109,6 +114,8 @@ export interface StubOptions {
   image?: ImageStubOptions;
   /** The image planCreate plans the disk from (default: none, an empty disk). */
   planImage?: PlannedImage;
+  /** Options of the guest stubs (test/support/guest-stubs.ts). */
+  guest?: GuestStubOptions;
 }
 
 /**
@@ -208,6 +215,8 @@ export class Stubs {
   readonly steps: Array<{ step: string; status: string; error?: string }> = [];
   readonly control: DbStubs;
   readonly hypervisor: HypervisorStubs;
+  /** The guest stubs' world (programs started). */
+  readonly guest: GuestWorld;
   private readonly gates = new Map<string, GateImpl>();
   private readonly failCounts = new Map<string, number>();
 
@@ -224,6 +233,8 @@ export class Stubs {
     const network = networkStubs(this, opts);
     const firewall = firewallStubs(this, opts);
     const image = imageStubs(this, opts);
+    const guest = guestStubs(opts);
+    this.guest = guest.world;
     this.control = this.wrapAll({
       ...this.dbImpl(),
       ...network.control,
@@ -235,6 +246,7 @@ export class Stubs {
       ...network.hypervisor,
       ...firewall.hypervisor,
       ...image.hypervisor,
+      ...guest.hypervisor,
     });
   }
 
@@ -376,6 +388,10 @@ export class Stubs {
           world.operations.set(input.operationId, { type: input.type, status: 'running' });
       },
       recordStep: async () => undefined,
+      setOperationResult: async (input) => {
+        const op = world.operations.get(input.operationId);
+        if (op && op.status === 'running') op.result = structuredClone(input.result);
+      },
       finishOperation: async (input) => {
         const op = world.operations.get(input.operationId);
         if (op && op.status === 'running') Object.assign(op, { status: input.status, error: input.error });

@@ -31,6 +31,7 @@ import { uniqueId } from '../support/temporal';
 import { FIREWALL_SCENARIOS } from './history-scenarios-firewall';
 import { NETWORK_SCENARIOS } from './history-scenarios-network';
 import { IMAGE_SCENARIOS } from './history-scenarios-image';
+import { GUEST_SCENARIOS } from './history-scenarios-guest';
 import { cancelDuring, settle } from './history-runs';
 
 export { cancelDuring, settle };
@@ -181,6 +182,7 @@ export const SCENARIOS: Scenario[] = [
   ...NETWORK_SCENARIOS,
   ...FIREWALL_SCENARIOS,
   ...IMAGE_SCENARIOS,
+  ...GUEST_SCENARIOS,
 ];
 
 /**

@@ -32,6 +32,10 @@ const ALL_WORKFLOWS = [
   'importImage',
   'registerImage',
   'deleteImage',
+  'readGuest',
+  'guestExec',
+  'guestKillProcess',
+  'guestServiceAction',
 ] as const;
 type Unlisted = Exclude<WorkflowName, (typeof ALL_WORKFLOWS)[number]>;
 const everyWorkflowListed: [Unlisted] extends [never] ? true : Unlisted = true;

@@ -33,12 +33,11 @@ import {
   toggleService,
   visibleFilter,
 } from '../firewall-scope';
-import { type OperationRequest } from '../../client/machine-operations';
-import { type MachineWorkflow } from '../../client/operation-types';
-import { accepted, type Caller, type RequestIds } from '../handler';
+import { accepted, type Caller } from '../handler';
 import { assertIdle } from '../idle';
 import { allowed, hostNames, visibleDepartment, visibleMachine, visibleNetwork } from '../lookups';
 import { listMachines } from '../machine-list';
+import { idleMachine, startOnMachine } from '../machine-start';
 import { viewPage } from '../pagination';
 import { canChangeHardware, canCreateMachine, canOperateMachine, type Principal } from '../permissions';
 import { canEditMachineFirewall, canMoveMachine, canViewMachineFirewall } from '../permissions-firewall';
@@ -179,44 +178,6 @@ async function machineNetwork(
       'networkId',
     );
   return { networkName: n.internalName, hostName: host.name };
-}
-
-/**
- * Starts an operation on an existing machine and answers 202: the operation, actor and Idempotency-Key
- * come from the request, its routing (owner, department) from the machine.
- */
-async function startOnMachine<K extends Exclude<MachineWorkflow, 'createMachine' | 'cloneMachine'>>(
-  ctx: ApiContext,
-  call: { p: Principal; m: Machine; ids: RequestIds; idempotencyKey: string | null },
-  workflow: K,
-  fields: Omit<OperationRequest<K>, 'operationId' | 'machineId' | 'actorId' | 'idempotencyKey'>,
-) {
-  const { p, m, ids, idempotencyKey } = call;
-  const operation = await ctx.operations.start(
-    workflow,
-    {
-      operationId: ids.operation,
-      machineId: m.id,
-      actorId: p.id,
-      idempotencyKey,
-      ...fields,
-    } as OperationRequest<K> & { operationId: string; machineId: string },
-    { ownerId: m.ownerId, departmentId: m.departmentId, actorId: p.id },
-  );
-  return accepted(operation);
-}
-
-/** A machine the caller may see (404) and `may` act on (403 with `detail`), with nothing running on it (409). */
-async function idleMachine(
-  ctx: ApiContext,
-  p: Principal,
-  id: string,
-  may: typeof canOperateMachine,
-  detail?: string,
-) {
-  const m = await allowed(visibleMachine(ctx, p, id), (found) => may(p, found), detail);
-  await assertIdle(ctx, { kind: 'machine', currentOperationId: m.currentOperationId });
-  return m;
 }
 
 /** The machine routes. */

@@ -385,6 +385,44 @@ describe('API access: every endpoint × every kind of caller', () => {
         path: () => `/api/operations/${opId}`,
         expect: [401, 200, 404, 404, 200, 200],
       },
+      // Guest reads of the peer's machine (off): whoever may see it gets 503, before anything is asked of a
+      // host (the guest suite, guests/guest-commands.test.ts, proves the reads through the host's worker).
+      ...[
+        '/api/machines/:id/guest',
+        '/api/machines/:id/processes',
+        '/api/machines/:id/guest/processes',
+        '/api/machines/:id/guest/services',
+        '/api/machines/:id/applications',
+        '/api/machines/:id/guest/applications',
+      ].map((route) => ({
+        method: 'GET',
+        route,
+        path: () => route.replace(':id', peerVm.id),
+        expect: [401, 404, 503, 404, 503, 503] as AccessRow['expect'],
+      })),
+      // Guest commands on the peer's machine (off): its owner, a plain member, may not (403); managers and
+      // admins get past the permission to the machine's status (503: not running).
+      {
+        method: 'POST',
+        route: '/api/machines/:id/guest/exec',
+        path: () => `/api/machines/${peerVm.id}/guest/exec`,
+        body: () => ({ command: '/bin/true' }),
+        expect: [401, 404, 403, 404, 503, 503],
+      },
+      {
+        method: 'POST',
+        route: '/api/machines/:id/guest/processes/:pid/kill',
+        path: () => `/api/machines/${peerVm.id}/guest/processes/1234/kill`,
+        body: () => ({}),
+        expect: [401, 404, 403, 404, 503, 503],
+      },
+      {
+        method: 'POST',
+        route: '/api/machines/:id/guest/services/:name',
+        path: () => `/api/machines/${peerVm.id}/guest/services/cron.service`,
+        body: () => ({ action: 'restart' }),
+        expect: [401, 404, 403, 404, 503, 503],
+      },
       // Finished: refused for whoever may cancel it.
       {
         method: 'POST',
