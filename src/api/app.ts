@@ -18,6 +18,7 @@ import { authenticate, PrincipalCache } from './auth';
 import { type ApiContext } from './context';
 import { errorHandler, notFoundHandler } from './errors';
 import { IdempotencyStore, type IdempotencyOptions } from './idempotency';
+import { MetricsFeed, type MetricsFeedOptions } from './metrics-feed';
 import { buildOpenApi } from './openapi';
 import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
@@ -26,6 +27,7 @@ import { departmentFirewallRoutes, serviceCatalogueRoutes } from './routes/depar
 import { departmentRoutes, templateRoutes } from './routes/departments';
 import { filterRoutes } from './routes/filters';
 import { imageRoutes } from './routes/images';
+import { machineMetricsRoutes, type MetricsApiSettings } from './routes/machine-metrics';
 import { machineFirewallRoutes, machineNetworkRoutes, machineRoutes } from './routes/machines';
 import { networksRoutes } from './routes/networks';
 import { systemRoutes } from './routes/system';
@@ -40,6 +42,8 @@ export interface AppDeps {
   libvirt: LibvirtProvider;
   logger?: Logger;
   relay?: RelayOptions;
+  /** The live `vms:metrics` feed (wake-ups, throttle) and the collection settings the metrics route reads. */
+  metrics?: MetricsFeedOptions & Partial<MetricsApiSettings>;
   idempotency?: IdempotencyOptions;
   sockets?: SocketOptions;
   /** Host new machines are placed on (default: the workflow picks the first registered host). */
@@ -57,6 +61,7 @@ export interface VmflowApi {
   routes: RouteSpec[];
   openapi: ReturnType<typeof buildOpenApi>;
   relay: EventRelay;
+  metrics: MetricsFeed;
   /** Set once listening. */
   io: SocketServer | null;
   http: HttpServer | null;
@@ -76,6 +81,8 @@ export function createApp(deps: AppDeps): VmflowApi {
   const logger = deps.logger ?? pino({ level: 'info' });
   const relay = new EventRelay(deps.dataSource, logger, deps.relay);
   const principals = new PrincipalCache(deps.dataSource);
+  const metrics = new MetricsFeed(deps.dataSource, logger, deps.metrics);
+  relay.onDelivered((events) => metrics.onEvents(events));
   relay.onDelivered((events) => {
     for (const { row } of events) {
       if (row.resource === 'users' && row.resourceId) principals.invalidate(row.resourceId);
@@ -120,6 +127,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     ...departmentRoutes(ctx),
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
+    ...machineMetricsRoutes(ctx, { intervalMs: 10_000, rawRetentionS: 3600, ...deps.metrics }),
     ...networksRoutes(ctx),
     ...imageRoutes(ctx),
     ...machineNetworkRoutes(ctx),
@@ -163,6 +171,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     routes,
     openapi: doc,
     relay,
+    metrics,
     io: null,
     http: null,
     async listen(port, host = '127.0.0.1') {
@@ -170,10 +179,11 @@ export function createApp(deps: AppDeps): VmflowApi {
       api.http = http;
       api.io = attachSockets(
         http,
-        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay },
+        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay, metrics },
         deps.sockets,
       );
       await relay.start(api.io);
+      metrics.start(api.io);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(port, host, () => resolve());
@@ -183,6 +193,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     },
     async close() {
       await relay.stop();
+      await metrics.stop();
       const http = api.http;
       const closed = api.io
         ? new Promise<void>((resolve) => api.io!.close(() => resolve()))

@@ -10,12 +10,13 @@ import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
-import { eventWakeSubscriber, redisWaker } from '../events/wake';
+import { eventWakeSubscriber, METRICS_CHANNEL, redisWaker } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
 import { createAgentWatcher, libvirtDomainSource } from './agent-watcher';
 import { Machine } from '../entities/machine';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
+import { createMetricsCollector } from './metrics-collector';
 import { createWorkers, runWorkers } from './worker';
 
 async function main(): Promise<void> {
@@ -35,20 +36,42 @@ async function main(): Promise<void> {
   const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
   const host = await registerThisHost(deps, config);
   const watch = await startHypervisorWatch(deps, host.id);
+  /** Only this host's machines, as this worker's database knows them (agents and metrics alike). */
+  const owns = (id: string) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } });
   // The guest agents of this host's VMs: status changes logged, nothing stored yet.
   const agents =
     config.AGENT_WATCHER === 'on'
       ? createAgentWatcher({
-          // Only this host's machines, as this worker's database knows them.
-          source: libvirtDomainSource(libvirt, {
-            owns: (id) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } }),
-          }),
+          source: libvirtDomainSource(libvirt, { owns }),
           hostName: config.HOST_NAME,
           logger: pino({ level: config.LOG_LEVEL, base: { component: 'agent-watcher' } }),
           reconcileMs: config.AGENT_WATCHER_RECONCILE_MS,
         })
       : null;
   await agents?.start();
+  // VM metrics (docs/metrics.md): libvirt bulk stats + the agents' samples, stored in batches; each batch
+  // committed wakes the API processes' live feeds.
+  const metricsWaker =
+    config.REDIS_URL && config.METRICS === 'on'
+      ? redisWaker(config.REDIS_URL, undefined, METRICS_CHANNEL)
+      : null;
+  const metrics =
+    config.METRICS === 'on'
+      ? createMetricsCollector({
+          libvirt,
+          dataSource,
+          hostId: host.id,
+          owns,
+          agentSample: (id) => {
+            const s = agents?.status(id);
+            return s?.metrics && s.metricsAt ? { metrics: s.metrics, at: s.metricsAt } : null;
+          },
+          logger: pino({ level: config.LOG_LEVEL, base: { component: 'metrics' } }),
+          ...config.metrics,
+          onBatch: () => metricsWaker?.wake(),
+        })
+      : null;
+  metrics?.start();
   try {
     const workers = await createWorkers({
       connection,
@@ -61,6 +84,8 @@ async function main(): Promise<void> {
     );
     await runWorkers(workers);
   } finally {
+    await metrics?.stop();
+    await metricsWaker?.close();
     await agents?.stop();
     await watch.stop();
     await connection.close();

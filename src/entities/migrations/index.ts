@@ -4,6 +4,7 @@ import { NetworksFirewall1764266400000 } from './1764266400000-networks-firewall
 import { MachineListIndexes1764352800000 } from './1764352800000-machine-list-indexes';
 import { Images1764525600000 } from './1764525600000-images';
 import { GuestInfo1764612000000 } from './1764612000000-guest-info';
+import { MachineMetrics1764698400000 } from './1764698400000-machine-metrics';
 
 /** Every migration, in order. Listed explicitly so that ts-jest, tsx and compiled code load the same set. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   MachineListIndexes1764352800000,
   Images1764525600000,
   GuestInfo1764612000000,
+  MachineMetrics1764698400000,
 ];
