@@ -42,14 +42,14 @@ const EVENTS = 40;
 const LOAD_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 8);
 const JWT = 'vmflow-bench-jwt-secret-0123456789';
 
-function pct(sorted: number[], p: number): number {
+export function pct(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
-const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+export const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 
 /** Runs autocannon (10 connections, LOAD_SECONDS) in a child process and returns its JSON result. */
-function runAutocannon(url: string, headers: Record<string, string>): Promise<autocannon.Result> {
+export function runAutocannon(url: string, headers: Record<string, string>): Promise<autocannon.Result> {
   const cli = path.resolve(__dirname, '../node_modules/autocannon/autocannon.js');
   const args = [
     cli,

@@ -36,26 +36,21 @@ export const MetricsQuery = z.strictObject({
     }),
 });
 
-const nullableNumber = z.number().nullable();
+const column = (description: string) => z.array(z.number().nullable()).openapi({ description });
 
-/** One point of the series. */
-export const MetricsPointSchema = z
-  .object({
-    at: z.string().openapi({ description: 'start of the bucket' }),
-    samples: z.number().int().openapi({ description: 'raw samples in the bucket' }),
-    cpuPctMax: nullableNumber.openapi({ description: 'peak CPU % in the bucket' }),
-    ...Object.fromEntries(METRIC_FIELDS.map((f) => [f, nullableNumber])),
-  })
-  .openapi('MetricsPoint');
-
-/** The series. */
+/** The series, one array per field ("columns"): entry i of each is the bucket starting at `at[i]`. */
 export const MetricsSeriesSchema = z
   .object({
     machineId: z.string(),
-    from: z.string(),
+    from: z
+      .string()
+      .openapi({ description: 'start of the first bucket (the range start, aligned to the step)' }),
     to: z.string(),
-    step: z.number().int().openapi({ description: 'seconds per point' }),
+    step: z.number().int().openapi({ description: 'seconds per bucket' }),
     source: z.enum(['raw', 'minute']).openapi({ description: 'raw samples or 1-minute rollups' }),
-    points: z.array(MetricsPointSchema),
+    at: z.array(z.string()).openapi({ description: 'start of each bucket that holds data (RFC 3339)' }),
+    samples: z.array(z.number().int()).openapi({ description: 'raw samples in each bucket' }),
+    cpuPctMax: column('peak CPU % in each bucket'),
+    ...Object.fromEntries(METRIC_FIELDS.map((f) => [f, column(`mean ${f} in each bucket; null: not known`)])),
   })
   .openapi('MetricsSeries');

@@ -153,7 +153,8 @@ export interface SeriesPoint extends Record<(typeof METRIC_FIELDS)[number], numb
 /**
  * The series of one VM over [from, to) in buckets of `stepS` seconds counted from `from`, read from the raw
  * samples or the 1-minute rollups (bucket means of the stored means, each minute weighing the same). One
- * grouped query on the (machineId, time) key.
+ * query on the (machineId, time) key: the rollups at their own resolution (`from` on a minute, a step of
+ * 60 s) are read as stored, in key order; anything else is grouped.
  */
 export async function readSeries(
   ds: DataSource,
@@ -165,15 +166,23 @@ export async function readSeries(
 ): Promise<SeriesPoint[]> {
   const [table, time, peak, count] =
     source === 'raw'
-      ? ['machine_metric_raw', 'at', 'MAX(`cpuPct`)', 'COUNT(*)']
-      : ['machine_metric_minute', 'bucket', 'MAX(`cpuPctMax`)', 'SUM(`samples`)'];
-  const means = METRIC_FIELDS.map((f) => `AVG(\`${f}\`) AS \`${f}\``).join(', ');
-  const rows: RawRow[] = await ds.query(
-    `SELECT FLOOR(TIMESTAMPDIFF(SECOND, ?, \`${time}\`) / ?) AS \`slot\`, ${means}, ${peak} AS \`cpuPctMax\`, ` +
-      `${count} AS \`samples\` FROM \`${table}\` WHERE \`machineId\` = ? AND \`${time}\` >= ? AND \`${time}\` < ? ` +
-      'GROUP BY `slot` ORDER BY `slot`',
-    [from, stepS, machineId, from, to],
-  );
+      ? ['machine_metric_raw', 'at', '`cpuPct`', '1']
+      : ['machine_metric_minute', 'bucket', '`cpuPctMax`', '`samples`'];
+  const asStored = source === 'minute' && stepS === 60 && from.getTime() % 60_000 === 0;
+  const rows: RawRow[] = asStored
+    ? await ds.query(
+        `SELECT FLOOR(TIMESTAMPDIFF(SECOND, ?, \`bucket\`) / 60) AS \`slot\`, ${cols(METRIC_FIELDS)}, ` +
+          '`cpuPctMax`, `samples` FROM `machine_metric_minute` WHERE `machineId` = ? AND `bucket` >= ? AND `bucket` < ? ' +
+          'ORDER BY `machineId`, `bucket`',
+        [from, machineId, from, to],
+      )
+    : await ds.query(
+        `SELECT FLOOR(TIMESTAMPDIFF(SECOND, ?, \`${time}\`) / ?) AS \`slot\`, ` +
+          `${METRIC_FIELDS.map((f) => `AVG(\`${f}\`) AS \`${f}\``).join(', ')}, MAX(${peak}) AS \`cpuPctMax\`, ` +
+          `SUM(${count}) AS \`samples\` FROM \`${table}\` WHERE \`machineId\` = ? AND \`${time}\` >= ? AND \`${time}\` < ? ` +
+          'GROUP BY `slot` ORDER BY `slot`',
+        [from, stepS, machineId, from, to],
+      );
   return rows.map((r) => {
     const p = {
       at: new Date(from.getTime() + Number(r.slot) * stepS * 1000),

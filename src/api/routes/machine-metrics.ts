@@ -5,7 +5,8 @@
  * otherwise (a step of a minute or more is rounded up to whole minutes). At most
  * {@link METRICS_MAX_POINTS} points: a finer step is refused naming `step`.
  */
-import { readSeries } from '../../metrics/store';
+import { METRIC_FIELDS } from '../../metrics/point';
+import { readSeries, type SeriesPoint } from '../../metrics/store';
 import { type ApiContext } from '../context';
 import { badRequest } from '../errors';
 import { visibleMachine } from '../lookups';
@@ -49,6 +50,27 @@ export function chooseSeries(
   return { source, step: s, from: new Date(fromMs) };
 }
 
+/** A value as served: to 0.01 below 100 in magnitude (percentages, load), whole above (bytes, bytes/s, seconds). */
+function rounded(v: number | null): number | null {
+  if (v === null) return null;
+  return Math.abs(v) >= 100 ? Math.round(v) : Math.round(v * 100) / 100;
+}
+
+/**
+ * The series as columns (one array per field, entry i of each for bucket `at[i]`): 1440 one-minute points
+ * with 19 fields as objects repeat every key 1440 times; as columns the body is a fraction of that. Values
+ * are rounded to what a chart can show.
+ */
+export function seriesColumns(points: readonly SeriesPoint[]): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {
+    at: points.map((p) => p.at.toISOString()),
+    samples: points.map((p) => p.samples),
+    cpuPctMax: points.map((p) => rounded(p.cpuPctMax)),
+  };
+  for (const f of METRIC_FIELDS) out[f] = points.map((p) => rounded(p[f]));
+  return out;
+}
+
 /** The metrics route. */
 export function machineMetricsRoutes(ctx: ApiContext, settings: MetricsApiSettings = DEFAULTS): RouteSpec[] {
   const api = routesFor('machines');
@@ -83,7 +105,7 @@ export function machineMetricsRoutes(ctx: ApiContext, settings: MetricsApiSettin
             to: to.toISOString(),
             step: pick.step,
             source: pick.source,
-            points: points.map((p) => ({ ...p, at: p.at.toISOString() })),
+            ...seriesColumns(points),
           },
         };
       },

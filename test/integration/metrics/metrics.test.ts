@@ -238,17 +238,20 @@ describe('VM metrics on the real stack', () => {
     const mine = await h.call('GET', path, { as: world.owner });
     expect(mine.status).toBe(200);
     expect(mine.body).toMatchObject({ machineId: vmId, source: 'raw', step: 3 }); // 1 s samples, 1500 points at most
-    const counted = mine.body.points.reduce((n: number, p: any) => n + p.samples, 0);
+    const body = mine.body;
+    const counted = body.samples.reduce((n: number, k: number) => n + k, 0);
     expect(counted).toBe((await raw(vmId)).length);
-    expect(mine.body.points.some((p: any) => typeof p.cpuPct === 'number')).toBe(true);
-    expect(mine.body.points.every((p: any) => p.memAssignedBytes === memBytes)).toBe(true);
+    for (const f of [...METRIC_FIELDS, 'cpuPctMax']) expect(body[f]).toHaveLength(body.at.length);
+    expect(body.cpuPct.some((v: unknown) => typeof v === 'number')).toBe(true);
+    expect(body.memAssignedBytes.every((v: unknown) => v === memBytes)).toBe(true);
     expect((await h.call('GET', path, { as: manager })).status).toBe(200);
 
     const minutes = await h.call('GET', `${path}?step=60`, { as: world.owner });
     expect(minutes.status).toBe(200);
     expect(minutes.body).toMatchObject({ source: 'minute', step: 60 });
-    expect(minutes.body.points.length).toBeGreaterThanOrEqual(1);
-    expect(minutes.body.points[0].samples).toBeGreaterThanOrEqual(1);
+    expect(minutes.body.at.length).toBeGreaterThanOrEqual(1);
+    expect(minutes.body.samples[0]).toBeGreaterThanOrEqual(1);
+    expect(minutes.body.memAssignedBytes[0]).toBe(memBytes);
 
     // Another department (even its manager) does not see the VM: 404, as GET /api/machines/:id.
     const theirs = await h.call('GET', path, { as: outsider });

@@ -1,7 +1,9 @@
-/** The metrics route's choice of table and step (range, step, retention, point cap). */
-import { chooseSeries } from '../../../src/api/routes/machine-metrics';
+/** The metrics route's choice of table and step (range, step, retention, point cap) and its columns. */
+import { chooseSeries, seriesColumns } from '../../../src/api/routes/machine-metrics';
 import { ProblemError } from '../../../src/api/errors';
 import { METRICS_MAX_POINTS } from '../../../src/api/schemas-metrics';
+import { METRIC_FIELDS } from '../../../src/metrics/point';
+import { type SeriesPoint } from '../../../src/metrics/store';
 
 const NOW = Date.UTC(2026, 11, 2, 15, 30, 0);
 const settings = { intervalMs: 10_000, rawRetentionS: 3600 };
@@ -50,5 +52,23 @@ describe('series choice', () => {
     const r = chooseSeries({ from: new Date(NOW - 3_333), to: new Date(NOW) }, 10, NOW, settings);
     expect(r.from.getTime() % 10_000).toBe(0);
     expect(r.from.getTime()).toBeLessThanOrEqual(NOW - 3_333);
+  });
+});
+
+describe('series columns', () => {
+  it('gives one array per field, entry i for bucket at[i], rounded to what a chart shows', () => {
+    const point = (at: number, cpu: number | null, bytes: number | null): SeriesPoint => {
+      const p = { at: new Date(at), samples: 6, cpuPctMax: cpu } as SeriesPoint;
+      for (const f of METRIC_FIELDS) p[f] = null;
+      return { ...p, cpuPct: cpu, memUsedBytes: bytes };
+    };
+    const cols = seriesColumns([point(NOW, 12.3456, 1_048_576.6), point(NOW + 60_000, null, 99.994)]);
+    expect(cols.at).toEqual([new Date(NOW).toISOString(), new Date(NOW + 60_000).toISOString()]);
+    expect(cols.samples).toEqual([6, 6]);
+    expect(cols.cpuPct).toEqual([12.35, null]);
+    expect(cols.cpuPctMax).toEqual([12.35, null]);
+    expect(cols.memUsedBytes).toEqual([1_048_577, 99.99]);
+    expect(cols.load1).toEqual([null, null]);
+    expect(Object.keys(cols).sort()).toEqual(['at', 'cpuPctMax', 'samples', ...METRIC_FIELDS].sort());
   });
 });
