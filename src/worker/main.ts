@@ -25,9 +25,11 @@ async function main(): Promise<void> {
   const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
   await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
   // Every event an activity commits wakes the API relays at once (they poll only as a fallback).
-  const waker = config.REDIS_URL
-    ? redisWaker(config.REDIS_URL, { warn: (o, m) => console.warn(m, o), info: (o, m) => console.log(m, o) })
-    : null;
+  const wakeLog = {
+    warn: (o: object, m: string) => console.warn(m, o),
+    info: (o: object, m: string) => console.log(m, o),
+  };
+  const waker = config.REDIS_URL ? redisWaker(config.REDIS_URL, wakeLog) : null;
   const dataSource = createDataSource(config.DATABASE_URL, {
     subscribers: waker ? [eventWakeSubscriber(waker)] : [],
   });
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
   const watch = await startHypervisorWatch(deps, host.id);
   /** Only this host's machines, as this worker's database knows them (agents and metrics alike). */
   const owns = (id: string) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } });
-  // The guest agents of this host's VMs: status changes logged, nothing stored yet.
+  // The guest agents of this host's VMs: status changes logged; their samples feed the metrics below.
   const agents =
     config.AGENT_WATCHER === 'on'
       ? createAgentWatcher({
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
   // committed wakes the API processes' live feeds.
   const metricsWaker =
     config.REDIS_URL && config.METRICS === 'on'
-      ? redisWaker(config.REDIS_URL, undefined, METRICS_CHANNEL)
+      ? redisWaker(config.REDIS_URL, wakeLog, METRICS_CHANNEL)
       : null;
   const metrics =
     config.METRICS === 'on'
