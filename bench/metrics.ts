@@ -6,6 +6,7 @@
  * 2. The minute rollup of those 100 guests (6 samples each).
  * 3. GET /api/machines/:id/metrics for 24 hours of 1-minute rollups (1440 points; 100 VMs × 1440 rows in
  *    the table) under autocannon: req/s, p50, p99, against GET /healthz.
+ * 4. `vms:metrics` delivery to 100 subscribed sockets with 100 and with 500 clients connected (p50/p99).
  * Uses its own database (BENCH_DATABASE_URL, default vmflow_bench_metrics); no Temporal, no libvirtd.
  */
 import 'reflect-metadata';
@@ -13,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
+import { io as connectSocket, type Socket } from 'socket.io-client';
 import { createApp } from '../src/api/app';
 import { signToken } from '../src/api/auth';
 import { createDataSource } from '../src/entities/data-source';
@@ -25,6 +27,7 @@ import { User } from '../src/entities/user';
 import { type DomainStatsRecord } from '../src/libvirt/connection';
 import { LibvirtProvider } from '../src/libvirt/provider';
 import { METRIC_FIELDS, type MetricPoint } from '../src/metrics/point';
+import { insertRaw } from '../src/metrics/store';
 import { createMetricsCollector } from '../src/worker/metrics-collector';
 import { libvirtNames } from '../src/workflows/shared';
 import { ms, pct, runAutocannon } from './api';
@@ -115,7 +118,10 @@ export async function benchMetrics(): Promise<void> {
       TEMPORAL_NAMESPACE: 'default',
     },
     logger: pino({ level: 'warn' }),
+    // Part 4 pokes the feed once per round: no throttle window between rounds, no polls.
+    metrics: { throttleMs: 1, pollMs: 3_600_000, fallbackPollMs: 3_600_000 },
   });
+  const sockets: Socket[] = [];
   try {
     await ds.query('DELETE FROM `machine_metric_raw`');
     await ds.query('DELETE FROM `machine_metric_minute`');
@@ -289,7 +295,73 @@ export async function benchMetrics(): Promise<void> {
     console.log(
       `  → metrics/healthz throughput ${(res.requests.average / health.requests.average).toFixed(2)}; the grouped query alone p50 ${ms(pct(sqlTimes, 50))} p99 ${ms(pct(sqlTimes, 99))}`,
     );
+
+    // ---- 4. vms:metrics with 100 vs 500 connected clients ------------------------------------------------
+    // 100 sockets each follow one VM; in the second run 400 more are connected and follow nothing. A round
+    // writes one batch for the 100 VMs and wakes the feed; latency from the wake to each subscriber's receipt.
+    const token = signToken(JWT, owner);
+    const round = async (clients: number) => {
+      const got = new Map<string, number>();
+      for (let i = 0; i < clients; i += 50)
+        await Promise.all(
+          Array.from(
+            { length: Math.min(50, clients - i) },
+            (_, k) =>
+              new Promise<void>((resolve, reject) => {
+                const s = connectSocket(base, {
+                  auth: { token },
+                  transports: ['websocket'],
+                  reconnection: false,
+                  forceNew: true,
+                });
+                sockets.push(s);
+                s.on('vms:metrics', (p: { machineId: string; at: string }) =>
+                  got.set(`${p.machineId}|${p.at}`, performance.now()),
+                );
+                s.once('relay:synced', () => {
+                  const vm = ids[i + k];
+                  if (i + k < GUESTS && vm)
+                    s.emit('vms:metrics:subscribe', { machineId: vm }, () => resolve());
+                  else resolve();
+                });
+                s.once('connect_error', reject);
+              }),
+          ),
+        );
+      const lat: number[] = [];
+      const reads: number[] = [];
+      for (let r = 0; r < 20; r++) {
+        const at = new Date(Date.now() - 1000 + r);
+        const batch = ids.map((id) => ({ ...points[0]!, machineId: id, at }));
+        await insertRaw(ds, batch);
+        const t = performance.now();
+        api.metrics.poke();
+        const keys = ids.map((id) => `${id}|${at.toISOString()}`);
+        const until = Date.now() + 10_000;
+        while (keys.some((k) => !got.has(k)) && Date.now() < until)
+          await new Promise((res) => setImmediate(res));
+        reads.push(performance.now() - t);
+        for (const k of keys) if (got.has(k)) lat.push(got.get(k)! - t);
+        if (lat.length < keys.length * (r + 1)) console.log('  WARNING: a sample did not arrive');
+      }
+      for (const s of sockets.splice(0)) s.close();
+      lat.sort((a, b) => a - b);
+      return { p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length };
+    };
+    const few = await round(GUESTS);
+    const many = await round(500);
+    console.log(
+      `\nvms:metrics: ${GUESTS} subscribed sockets (one VM each), a batch of ${GUESTS} samples per round, 20 rounds`,
+    );
+    console.log(
+      `  ${GUESTS} clients connected  p50 ${ms(few.p50)}  p99 ${ms(few.p99)}  (${few.n} deliveries)`,
+    );
+    console.log(`  500 clients connected  p50 ${ms(many.p50)}  p99 ${ms(many.p99)}  (${many.n} deliveries)`);
+    console.log(
+      `  → 500/100 clients: p50 ${(many.p50 / few.p50).toFixed(2)}×, p99 ${(many.p99 / few.p99).toFixed(2)}× (the server does no work per sample for the 400 idle ones; the clients share this process)`,
+    );
   } finally {
+    for (const s of sockets) s.close();
     await api.close();
     await ds.destroy();
   }

@@ -61,6 +61,8 @@ describe('VM metrics on the real stack', () => {
   let vmId: string;
   let outsider: User;
   let manager: User;
+  let manager2: User;
+  let otherDeptId: string;
   let agentOn = false;
   /** The domain's current memory (what the balloon gives a guest that never inflated it). */
   let memBytes: number;
@@ -75,11 +77,16 @@ describe('VM metrics on the real stack', () => {
     world = await seedWorld(stack.dataSource);
     hostId = (await stack.dataSource.getRepository(Host).findOneByOrFail({ name: stack.hostName })).id;
     outsider = await seedUser(stack.dataSource);
-    await seedDepartment(stack.dataSource, [[outsider, 'MANAGER']]);
+    otherDeptId = (await seedDepartment(stack.dataSource, [[outsider, 'MANAGER']])).id;
+    manager2 = await seedUser(stack.dataSource);
     manager = await seedUser(stack.dataSource);
     await stack.dataSource.query(
       'INSERT INTO `department_member` (`departmentId`, `userId`, `role`) VALUES (?, ?, ?)',
       [world.department.id, manager.id, 'MANAGER'],
+    );
+    await stack.dataSource.query(
+      'INSERT INTO `department_member` (`departmentId`, `userId`, `role`) VALUES (?, ?, ?)',
+      [world.department.id, manager2.id, 'MANAGER'],
     );
     redis = new RedisServer(await freePort());
     await redis.start();
@@ -356,6 +363,43 @@ describe('VM metrics on the real stack', () => {
       );
     } finally {
       s.close();
+    }
+  });
+
+  it('withdraws subscriptions when the VM moves to another department, keeping those who still see it', async () => {
+    const owner = await h.socket(world.owner);
+    const mgr = await h.socket(manager2);
+    const subscribe = (r: RecordingSocket) =>
+      new Promise<SubscribeAck>((resolve) => r.socket.emit(METRICS_SUBSCRIBE, { machineId: vmId }, resolve));
+    const moveTo = async (departmentId: string) => {
+      await stack.dataSource.getRepository(Machine).update({ id: vmId }, { departmentId });
+      await publishEvent(stack.dataSource.manager, {
+        resource: 'vms',
+        action: 'update',
+        resourceId: vmId,
+        payload: { machine: { id: vmId } },
+        ownerId: world.owner.id,
+        departmentId,
+        dedupeKey: `test:${randomUUID()}`,
+      });
+    };
+    try {
+      expect(await subscribe(owner)).toEqual({ ok: true });
+      expect(await subscribe(mgr)).toEqual({ ok: true });
+      await moveTo(otherDeptId); // the row only: the workflow that would move it is not what is tested here
+      await mgr.waitFor(
+        (e) => e.name === 'vms:metrics:unsubscribed' && e.payload.machineId === vmId,
+        "the old department's manager unsubscribed",
+      );
+      // The feed left the room before telling the socket: the server's rooms are final now.
+      const room = h.api.io!.of('/').adapter.rooms.get(`metrics:${vmId}`);
+      expect(room?.has(owner.socket.id!)).toBe(true);
+      expect(room?.has(mgr.socket.id!)).toBe(false);
+      expect(owner.events.some((e) => e.name === 'vms:metrics:unsubscribed')).toBe(false);
+    } finally {
+      await moveTo(world.department.id);
+      owner.close();
+      mgr.close();
     }
   });
 });
