@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
-import { io as connectSocket, type Socket } from 'socket.io-client';
+import { type Socket } from 'socket.io-client';
 import { createApp } from '../src/api/app';
 import { signToken } from '../src/api/auth';
 import { createDataSource } from '../src/entities/data-source';
@@ -30,7 +30,7 @@ import { METRIC_FIELDS, type MetricPoint } from '../src/metrics/point';
 import { insertRaw } from '../src/metrics/store';
 import { createMetricsCollector } from '../src/worker/metrics-collector';
 import { libvirtNames } from '../src/workflows/shared';
-import { ms, pct, runAutocannon } from './api';
+import { connectClients, ms, pct, runAutocannon } from './api';
 
 const GUESTS = 100;
 const TICKS = 60;
@@ -302,32 +302,20 @@ export async function benchMetrics(): Promise<void> {
     const token = signToken(JWT, owner);
     const round = async (clients: number) => {
       const got = new Map<string, number>();
-      for (let i = 0; i < clients; i += 50)
-        await Promise.all(
-          Array.from(
-            { length: Math.min(50, clients - i) },
-            (_, k) =>
-              new Promise<void>((resolve, reject) => {
-                const s = connectSocket(base, {
-                  auth: { token },
-                  transports: ['websocket'],
-                  reconnection: false,
-                  forceNew: true,
-                });
-                sockets.push(s);
-                s.on('vms:metrics', (p: { machineId: string; at: string }) =>
-                  got.set(`${p.machineId}|${p.at}`, performance.now()),
-                );
-                s.once('relay:synced', () => {
-                  const vm = ids[i + k];
-                  if (i + k < GUESTS && vm)
-                    s.emit('vms:metrics:subscribe', { machineId: vm }, () => resolve());
-                  else resolve();
-                });
-                s.once('connect_error', reject);
-              }),
+      await connectClients(
+        base,
+        token,
+        clients,
+        sockets,
+        (s) =>
+          s.on('vms:metrics', (p: { machineId: string; at: string }) =>
+            got.set(`${p.machineId}|${p.at}`, performance.now()),
           ),
-        );
+        async (s, n) => {
+          const vm = n < GUESTS ? ids[n] : undefined;
+          if (vm) await new Promise((resolve) => s.emit('vms:metrics:subscribe', { machineId: vm }, resolve));
+        },
+      );
       const lat: number[] = [];
       const reads: number[] = [];
       for (let r = 0; r < 20; r++) {
