@@ -42,14 +42,50 @@ const EVENTS = 40;
 const LOAD_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 8);
 const JWT = 'vmflow-bench-jwt-secret-0123456789';
 
-function pct(sorted: number[], p: number): number {
+export function pct(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
-const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+export const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+
+/**
+ * Connects `count` socket.io clients to `base` as `token` (50 at a time), adding each to `into`; `each` sets a
+ * client up before it connects, `synced` runs once the relay has served it (`relay:synced`) and the client
+ * counts as connected when what it returns settles.
+ */
+export async function connectClients(
+  base: string,
+  token: string,
+  count: number,
+  into: Socket[],
+  each: (s: Socket, index: number) => void,
+  synced?: (s: Socket, index: number) => Promise<unknown>,
+): Promise<void> {
+  for (let i = 0; i < count; i += 50)
+    await Promise.all(
+      Array.from(
+        { length: Math.min(50, count - i) },
+        (_, k) =>
+          new Promise<void>((resolve, reject) => {
+            const s = connectSocket(base, {
+              auth: { token },
+              transports: ['websocket'],
+              reconnection: false,
+              forceNew: true,
+            });
+            into.push(s);
+            each(s, i + k);
+            s.once('relay:synced', () => {
+              Promise.resolve(synced?.(s, i + k)).then(() => resolve(), reject);
+            });
+            s.once('connect_error', reject);
+          }),
+      ),
+    );
+}
 
 /** Runs autocannon (10 connections, LOAD_SECONDS) in a child process and returns its JSON result. */
-function runAutocannon(url: string, headers: Record<string, string>): Promise<autocannon.Result> {
+export function runAutocannon(url: string, headers: Record<string, string>): Promise<autocannon.Result> {
   const cli = path.resolve(__dirname, '../node_modules/autocannon/autocannon.js');
   const args = [
     cli,
@@ -331,34 +367,15 @@ async function eventLatency(o: {
     const received = new Map<number, number[]>();
     const written = new Map<number, number>();
     let connected = 0;
-    for (let i = 0; i < CLIENTS; i += 50) {
-      await Promise.all(
-        Array.from(
-          { length: Math.min(50, CLIENTS - i) },
-          () =>
-            new Promise<void>((resolve, reject) => {
-              const s = connectSocket(base, {
-                auth: { token },
-                transports: ['websocket'],
-                reconnection: false,
-                forceNew: true,
-              });
-              sockets.push(s);
-              s.on('vms:update', (e: { eventId: number }) => {
-                const at = performance.now();
-                let list2 = received.get(e.eventId);
-                if (!list2) received.set(e.eventId, (list2 = []));
-                list2.push(at);
-              });
-              s.once('relay:synced', () => {
-                connected++;
-                resolve();
-              });
-              s.once('connect_error', reject);
-            }),
-        ),
-      );
-    }
+    await connectClients(base, token, CLIENTS, sockets, (s) => {
+      s.on('vms:update', (e: { eventId: number }) => {
+        const at = performance.now();
+        let list2 = received.get(e.eventId);
+        if (!list2) received.set(e.eventId, (list2 = []));
+        list2.push(at);
+      });
+      s.once('relay:synced', () => connected++);
+    });
     for (let n = 0; n < EVENTS; n++) {
       const id = randomUUID();
       // As an activity writes it: in a transaction, then committed. Time from the commit.

@@ -8,6 +8,7 @@ import { benchBinding } from './binding';
 import { benchFirewall } from './firewall';
 import { benchGuests } from './guests';
 import { benchMachines } from './machines';
+import { benchMetrics } from './metrics';
 
 const benches: Record<string, () => Promise<void>> = {
   binding: benchBinding,
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   api: benchApi,
   firewall: benchFirewall,
   guests: benchGuests,
+  metrics: benchMetrics,
 };
 
 async function main(): Promise<void> {

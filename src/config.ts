@@ -66,6 +66,26 @@ const schema = z.object({
   AGENT_WATCHER: z.enum(['on', 'off']).default('on'),
   /** How often the watcher reconciles its domains with libvirt (ms), besides following lifecycle events. */
   AGENT_WATCHER_RECONCILE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+  /**
+   * VM metrics (docs/metrics.md): `on` makes each host's worker collect libvirt's bulk stats (and the agent's
+   * samples) of its running VMs every METRICS_INTERVAL_MS, store them raw for METRICS_RAW_RETENTION_S and as
+   * 1-minute rollups for METRICS_ROLLUP_RETENTION_S, purging older rows every METRICS_PURGE_INTERVAL_MS.
+   */
+  METRICS: z.enum(['on', 'off']).default('on'),
+  METRICS_INTERVAL_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000),
+  METRICS_RAW_RETENTION_S: z.coerce
+    .number()
+    .int()
+    .min(120)
+    .max(7 * 86_400)
+    .default(3600),
+  METRICS_ROLLUP_RETENTION_S: z.coerce
+    .number()
+    .int()
+    .min(3600)
+    .max(400 * 86_400)
+    .default(7 * 86_400),
+  METRICS_PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -79,6 +99,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
+  if (c.METRICS_RAW_RETENTION_S * 1000 < 2 * c.METRICS_INTERVAL_MS)
+    throw new Error('invalid configuration:\n  METRICS_RAW_RETENTION_S: must hold at least two samples');
+  if (c.METRICS_ROLLUP_RETENTION_S < c.METRICS_RAW_RETENTION_S)
+    throw new Error(
+      'invalid configuration:\n  METRICS_ROLLUP_RETENTION_S: must not be shorter than METRICS_RAW_RETENTION_S',
+    );
   const warnings: string[] = [];
   if (!c.JWT_SECRET) {
     if (c.NODE_ENV === 'production') throw new Error('JWT_SECRET must be set in production');
@@ -105,6 +131,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     secretsKey: c.SECRETS_KEY ?? DEV_SECRETS_KEY,
     admin: { email: c.ADMIN_EMAIL ?? DEV_ADMIN.email, password: c.ADMIN_PASSWORD ?? DEV_ADMIN.password },
     hostTaskQueue: `host-${c.HOST_NAME}`,
+    metrics: {
+      intervalMs: c.METRICS_INTERVAL_MS,
+      rawRetentionS: c.METRICS_RAW_RETENTION_S,
+      rollupRetentionS: c.METRICS_ROLLUP_RETENTION_S,
+      purgeIntervalMs: c.METRICS_PURGE_INTERVAL_MS,
+    },
     images: {
       stagingDir:
         c.IMAGE_STAGING_DIR ??

@@ -18,6 +18,7 @@ import { authenticate, PrincipalCache } from './auth';
 import { type ApiContext } from './context';
 import { errorHandler, notFoundHandler } from './errors';
 import { IdempotencyStore, type IdempotencyOptions } from './idempotency';
+import { MetricsFeed, type MetricsFeedOptions } from './metrics-feed';
 import { buildOpenApi } from './openapi';
 import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
@@ -27,6 +28,7 @@ import { departmentRoutes, templateRoutes } from './routes/departments';
 import { filterRoutes } from './routes/filters';
 import { imageRoutes } from './routes/images';
 import { machineGuestRoutes } from './routes/machine-guest';
+import { machineMetricsRoutes, type MetricsApiSettings } from './routes/machine-metrics';
 import { machineFirewallRoutes, machineNetworkRoutes, machineRoutes } from './routes/machines';
 import { networksRoutes } from './routes/networks';
 import { systemRoutes } from './routes/system';
@@ -41,6 +43,8 @@ export interface AppDeps {
   libvirt: LibvirtProvider;
   logger?: Logger;
   relay?: RelayOptions;
+  /** The live `vms:metrics` feed (wake-ups, throttle) and the collection settings the metrics route reads. */
+  metrics?: MetricsFeedOptions & Partial<MetricsApiSettings>;
   idempotency?: IdempotencyOptions;
   sockets?: SocketOptions;
   /** Host new machines are placed on (default: the workflow picks the first registered host). */
@@ -58,6 +62,7 @@ export interface VmflowApi {
   routes: RouteSpec[];
   openapi: ReturnType<typeof buildOpenApi>;
   relay: EventRelay;
+  metrics: MetricsFeed;
   /** Set once listening. */
   io: SocketServer | null;
   http: HttpServer | null;
@@ -77,6 +82,8 @@ export function createApp(deps: AppDeps): VmflowApi {
   const logger = deps.logger ?? pino({ level: 'info' });
   const relay = new EventRelay(deps.dataSource, logger, deps.relay);
   const principals = new PrincipalCache(deps.dataSource);
+  const metrics = new MetricsFeed(deps.dataSource, logger, deps.metrics);
+  relay.onDelivered((events) => metrics.onEvents(events));
   relay.onDelivered((events) => {
     for (const { row } of events) {
       if (row.resource === 'users' && row.resourceId) principals.invalidate(row.resourceId);
@@ -122,6 +129,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     ...templateRoutes(ctx),
     ...machineRoutes(ctx),
     ...machineGuestRoutes(ctx),
+    ...machineMetricsRoutes(ctx, { intervalMs: 10_000, rawRetentionS: 3600, ...deps.metrics }),
     ...networksRoutes(ctx),
     ...imageRoutes(ctx),
     ...machineNetworkRoutes(ctx),
@@ -165,6 +173,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     routes,
     openapi: doc,
     relay,
+    metrics,
     io: null,
     http: null,
     async listen(port, host = '127.0.0.1') {
@@ -172,10 +181,11 @@ export function createApp(deps: AppDeps): VmflowApi {
       api.http = http;
       api.io = attachSockets(
         http,
-        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay },
+        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay, metrics },
         deps.sockets,
       );
       await relay.start(api.io);
+      metrics.start(api.io);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(port, host, () => resolve());
@@ -185,6 +195,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     },
     async close() {
       await relay.stop();
+      await metrics.stop();
       const http = api.http;
       const closed = api.io
         ? new Promise<void>((resolve) => api.io!.close(() => resolve()))

@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
-import { eventWakeSubscriber, redisWaker, redisWakeSource } from '../events/wake';
+import { eventWakeSubscriber, METRICS_CHANNEL, redisWaker, redisWakeSource } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { createApp } from './app';
 import { ensureAdmin } from './auth';
@@ -42,6 +42,10 @@ async function main(): Promise<void> {
     images: config.images,
     version: process.env.npm_package_version,
     ...(config.REDIS_URL ? { relay: { wake: redisWakeSource(config.REDIS_URL, logger) } } : {}),
+    metrics: {
+      ...config.metrics,
+      ...(config.REDIS_URL ? { wake: redisWakeSource(config.REDIS_URL, logger, METRICS_CHANNEL) } : {}),
+    },
   });
   const { url } = await api.listen(config.PORT, process.env.API_HOST ?? '127.0.0.1');
   logger.info(`api listening on ${url} (docs: ${url}/api/docs)`);

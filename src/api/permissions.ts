@@ -121,6 +121,15 @@ export const canViewDepartmentMembers = (p: Principal, departmentId: string): bo
 /** May the caller see a user? Admins see everyone, users themselves. */
 export const canViewUser = (p: Principal, userId: string): boolean => isAdmin(p) || p.id === userId;
 
+/**
+ * The room of a VM's live metrics (`vms:metrics`): a socket joins it only through a subscribe message that
+ * passed {@link canViewMachine} (src/api/metrics-feed.ts), which re-checks it when the caller or the VM
+ * changes. The relay leaves these rooms alone when it recomputes a socket's own rooms.
+ */
+export const METRICS_ROOM_PREFIX = 'metrics:';
+/** The metrics room of a VM. */
+export const metricsRoom = (machineId: string): string => `${METRICS_ROOM_PREFIX}${machineId}`;
+
 /** The rooms a caller's sockets join. */
 export function roomsForPrincipal(p: Principal): string[] {
   const rooms = [`user:${p.id}`, 'authenticated'];

@@ -28,7 +28,13 @@ import { type DataSource } from 'typeorm';
 import { Event } from '../entities/event';
 import { type WakeSource } from '../events/wake';
 import { EventRouter, eventName, loadVisibleEvents, toClientEvent, type RoutedEvent } from './events';
-import { loadPrincipal, roomsForEvent, roomsForPrincipal, type Principal } from './permissions';
+import {
+  loadPrincipal,
+  METRICS_ROOM_PREFIX,
+  roomsForEvent,
+  roomsForPrincipal,
+  type Principal,
+} from './permissions';
 
 /** Relay tuning. */
 export interface RelayOptions {
@@ -386,7 +392,9 @@ export class EventRelay {
       }
       (s.data as SocketData).principal = p;
       const want = new Set(roomsForPrincipal(p));
-      for (const r of s.rooms) if (r !== s.id && !want.has(r)) s.leave(r);
+      // Metrics subscriptions are the metrics feed's (it re-checks them after this delivery).
+      for (const r of s.rooms)
+        if (r !== s.id && !want.has(r) && !r.startsWith(METRICS_ROOM_PREFIX)) s.leave(r);
       s.join([...want]);
     }
   }

@@ -1,12 +1,14 @@
 /**
  * The Socket.IO server: the handshake authenticates with the JWT (`auth.token`, or an
  * `Authorization: Bearer` header) and is refused without a valid one; the relay then serves the socket
- * (catch-up from `auth.lastEventId`, then its rooms). Clients only listen: they never emit.
+ * (catch-up from `auth.lastEventId`, then its rooms). Clients only listen, except to follow a VM's live
+ * metrics (`vms:metrics:subscribe` / `vms:metrics:unsubscribe`, src/api/metrics-feed.ts).
  */
 import { type Server as HttpServer } from 'node:http';
 import { Server } from 'socket.io';
 import { type DataSource } from 'typeorm';
 import { bearerToken, verifyToken } from './auth';
+import { type MetricsFeed } from './metrics-feed';
 import { loadPrincipal } from './permissions';
 import { type EventRelay, type SocketData } from './relay';
 
@@ -25,7 +27,7 @@ function parseLastEventId(v: unknown): number | null {
 /** Attaches Socket.IO to an HTTP server. */
 export function attachSockets(
   http: HttpServer,
-  deps: { dataSource: DataSource; jwtSecret: string; relay: EventRelay },
+  deps: { dataSource: DataSource; jwtSecret: string; relay: EventRelay; metrics?: MetricsFeed },
   opts: SocketOptions = {},
 ): Server {
   const io = new Server(http, {
@@ -51,6 +53,7 @@ export function attachSockets(
     );
   });
   io.on('connection', (socket) => {
+    deps.metrics?.attach(socket);
     const lastEventId = parseLastEventId(
       (socket.handshake.auth as { lastEventId?: unknown } | undefined)?.lastEventId,
     );

@@ -20,6 +20,8 @@ import { Event } from '../entities/event';
 
 /** The Redis channel that carries wake-ups (the message body means nothing). */
 export const EVENTS_CHANNEL = 'vmflow:events';
+/** The channel that says "new metrics samples committed" (src/api/metrics-feed.ts; docs/metrics.md). */
+export const METRICS_CHANNEL = 'vmflow:metrics';
 
 /** Minimal logger (pino's shape). */
 interface Log {
@@ -47,16 +49,19 @@ const redisOptions = {
  * A waker that publishes on Redis. Bursts coalesce: while one publish is in flight, further wake-ups
  * collapse into one more publish after it.
  */
-export function redisWaker(url: string, log?: Log): EventWaker {
-  const redis = new Redis(url, { ...redisOptions, connectionName: 'vmflow-events-pub' });
+export function redisWaker(url: string, log?: Log, channel: string = EVENTS_CHANNEL): EventWaker {
+  const redis = new Redis(url, { ...redisOptions, connectionName: `${channel.replace(':', '-')}-pub` });
   let down = false;
   redis.on('error', (err: Error) => {
     if (!down)
-      log?.warn({ err: err.message }, 'event wake-ups: Redis unavailable; relays fall back to polling');
+      log?.warn(
+        { channel, err: err.message },
+        'event wake-ups: Redis unavailable; relays fall back to polling',
+      );
     down = true;
   });
   redis.on('ready', () => {
-    if (down) log?.info({}, 'event wake-ups: Redis back');
+    if (down) log?.info({ channel }, 'event wake-ups: Redis back');
     down = false;
   });
   let inFlight = false;
@@ -65,7 +70,7 @@ export function redisWaker(url: string, log?: Log): EventWaker {
     inFlight = true;
     again = false;
     redis
-      .publish(EVENTS_CHANNEL, '1')
+      .publish(channel, '1')
       .catch(() => undefined)
       .finally(() => {
         inFlight = false;
@@ -123,23 +128,23 @@ export interface WakeSource {
 }
 
 /** A wake source on Redis pub/sub (reconnects by itself; reports each connect and drop). */
-export function redisWakeSource(url: string, log?: Log): WakeSource {
+export function redisWakeSource(url: string, log?: Log, channel: string = EVENTS_CHANNEL): WakeSource {
   let redis: Redis | null = null;
   return {
     subscribe(onWake, onStatus) {
-      redis = new Redis(url, { ...redisOptions, connectionName: 'vmflow-events-sub' });
+      redis = new Redis(url, { ...redisOptions, connectionName: `${channel.replace(':', '-')}-sub` });
       let connected = false;
       const status = (up: boolean) => {
         if (up === connected) return;
         connected = up;
-        if (up) log?.info({}, 'event relay: Redis wake-ups on');
-        else log?.warn({}, 'event relay: Redis wake-ups lost; polling quickly until they are back');
+        if (up) log?.info({ channel }, 'event relay: Redis wake-ups on');
+        else log?.warn({ channel }, 'event relay: Redis wake-ups lost; polling quickly until they are back');
         onStatus(up);
       };
       redis.on('message', () => onWake());
       redis.on('ready', () => {
         // ioredis re-subscribes by itself after a reconnect; the first time, subscribe here.
-        redis!.subscribe(EVENTS_CHANNEL).then(
+        redis!.subscribe(channel).then(
           () => status(true),
           () => status(false),
         );

@@ -10,12 +10,13 @@ import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
-import { eventWakeSubscriber, redisWaker } from '../events/wake';
+import { eventWakeSubscriber, METRICS_CHANNEL, redisWaker } from '../events/wake';
 import { LibvirtProvider } from '../libvirt/provider';
 import { SecretBox } from '../secrets';
 import { createAgentWatcher, libvirtDomainSource } from './agent-watcher';
 import { Machine } from '../entities/machine';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
+import { createMetricsCollector } from './metrics-collector';
 import { createWorkers, runWorkers } from './worker';
 
 async function main(): Promise<void> {
@@ -24,9 +25,11 @@ async function main(): Promise<void> {
   const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
   await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
   // Every event an activity commits wakes the API relays at once (they poll only as a fallback).
-  const waker = config.REDIS_URL
-    ? redisWaker(config.REDIS_URL, { warn: (o, m) => console.warn(m, o), info: (o, m) => console.log(m, o) })
-    : null;
+  const wakeLog = {
+    warn: (o: object, m: string) => console.warn(m, o),
+    info: (o: object, m: string) => console.log(m, o),
+  };
+  const waker = config.REDIS_URL ? redisWaker(config.REDIS_URL, wakeLog) : null;
   const dataSource = createDataSource(config.DATABASE_URL, {
     subscribers: waker ? [eventWakeSubscriber(waker)] : [],
   });
@@ -35,20 +38,43 @@ async function main(): Promise<void> {
   const deps = { libvirt, dataSource, secrets: new SecretBox(config.secretsKey), virtType: config.VIRT_TYPE };
   const host = await registerThisHost(deps, config);
   const watch = await startHypervisorWatch(deps, host.id);
-  // The guest agents of this host's VMs: status changes logged; guest reads and commands go through it.
+  /** Only this host's machines, as this worker's database knows them (agents and metrics alike). */
+  const owns = (id: string) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } });
+  // The guest agents of this host's VMs: status changes logged; guest reads and commands go through it;
+  // their samples feed the metrics below.
   const agents =
     config.AGENT_WATCHER === 'on'
       ? createAgentWatcher({
-          // Only this host's machines, as this worker's database knows them.
-          source: libvirtDomainSource(libvirt, {
-            owns: (id) => dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } }),
-          }),
+          source: libvirtDomainSource(libvirt, { owns }),
           hostName: config.HOST_NAME,
           logger: pino({ level: config.LOG_LEVEL, base: { component: 'agent-watcher' } }),
           reconcileMs: config.AGENT_WATCHER_RECONCILE_MS,
         })
       : null;
   await agents?.start();
+  // VM metrics (docs/metrics.md): libvirt bulk stats + the agents' samples, stored in batches; each batch
+  // committed wakes the API processes' live feeds.
+  const metricsWaker =
+    config.REDIS_URL && config.METRICS === 'on'
+      ? redisWaker(config.REDIS_URL, wakeLog, METRICS_CHANNEL)
+      : null;
+  const metrics =
+    config.METRICS === 'on'
+      ? createMetricsCollector({
+          libvirt,
+          dataSource,
+          hostId: host.id,
+          owns,
+          agentSample: (id) => {
+            const s = agents?.status(id);
+            return s?.metrics && s.metricsAt ? { metrics: s.metrics, at: s.metricsAt } : null;
+          },
+          logger: pino({ level: config.LOG_LEVEL, base: { component: 'metrics' } }),
+          ...config.metrics,
+          onBatch: () => metricsWaker?.wake(),
+        })
+      : null;
+  metrics?.start();
   try {
     const workers = await createWorkers({
       connection,
@@ -62,6 +88,8 @@ async function main(): Promise<void> {
     );
     await runWorkers(workers);
   } finally {
+    await metrics?.stop();
+    await metricsWaker?.close();
     await agents?.stop();
     await watch.stop();
     await connection.close();

@@ -333,6 +333,8 @@ export const VMFLOW_METADATA_ELEMENT = 'machine';
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
 /** virtio-serial channel name of vmflow's in-guest agent. */
 export const VMFLOW_AGENT_CHANNEL = 'org.vmflow.agent.0';
+/** How often a guest's balloon driver reports its memory to the host (seconds). */
+export const MEMBALLOON_STATS_PERIOD_S = 10;
 
 /** Largest memory accepted, MiB (16 TiB). */
 export const MAX_MEMORY_MIB = 16 * 1024 * 1024;
@@ -705,7 +707,12 @@ export function buildDomainXml(spec: DomainSpec): string {
     });
     addElement(el, 'listen', { type: 'address', address: g.listen ?? '127.0.0.1' });
   }
-  if (spec.memballoon !== false) addElement(devices, 'memballoon', { model: 'virtio' });
+  if (spec.memballoon !== false) {
+    // The balloon's statistics period makes the guest report its memory (libvirt's `balloon.available`,
+    // `balloon.usable`: the metrics' guest-reported memory, docs/metrics.md).
+    const balloon = addElement(devices, 'memballoon', { model: 'virtio' });
+    addElement(balloon, 'stats', { period: MEMBALLOON_STATS_PERIOD_S });
+  }
   return serialize(root);
 }
 

@@ -341,6 +341,12 @@ describe('API access: every endpoint × every kind of caller', () => {
         path: () => `/api/machines/${m.id}`,
         expect: [401, 200, 404, 404, 200, 200],
       },
+      {
+        method: 'GET',
+        route: '/api/machines/:id/metrics',
+        path: () => `/api/machines/${m.id}/metrics`,
+        expect: [401, 200, 404, 404, 200, 200],
+      },
       // A taken name: 409 for whoever may create in department A (a member, for itself), 404 for an outsider.
       {
         method: 'POST',

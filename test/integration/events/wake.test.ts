@@ -8,7 +8,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { io as connectSocket, type Socket } from 'socket.io-client';
@@ -20,50 +19,13 @@ import { createDataSource } from '../../../src/entities/data-source';
 import { eventWakeSubscriber, redisWaker, redisWakeSource, type EventWaker } from '../../../src/events/wake';
 import { seedUser } from '../../support/db';
 import { waitFor } from '../../support/machines';
+import { freePort, RedisServer } from '../../support/redis';
 
 const root = path.resolve(__dirname, '../../..');
 const JWT_SECRET = 'vmflow-test-jwt-secret-wake-0123456789';
 const FALLBACK_POLL_MS = 60_000;
 const DELIVERY_DEADLINE_MS = 10_000;
 const quiet = pino({ level: 'silent' });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** A private Redis on a loopback port (keeps nothing on disk). */
-class RedisServer {
-  private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    this.proc = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    this.proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(async () => out.includes('Ready to accept connections'), 'redis-server to start', 10_000);
-  }
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-  }
-}
 
 let redis: RedisServer;
 let ds: DataSource;

@@ -262,7 +262,7 @@ describe('buildDomainXml / parseDomainXml', () => {
     expect(xml).toContain('<target type="virtio" name="org.vmflow.agent.0"/>');
     expect(xml).toContain(`<vmflow:machine xmlns:vmflow="${VMFLOW_METADATA_NS}">`);
     expect(xml).toContain('<listen type="address" address="127.0.0.1"/>');
-    expect(xml).toContain('<memballoon model="virtio"/>');
+    expect(xml).toMatch(/<memballoon model="virtio">\s*<stats period="10"\/>\s*<\/memballoon>/);
     expect(xml).toMatch(/<serial type="pty">\s*<target port="0"\/>/);
     expect(xml).not.toContain('<?xml');
   });

@@ -1,0 +1,270 @@
+/**
+ * The live `vms:metrics` event (docs/metrics.md). A socket asks for a VM with `vms:metrics:subscribe
+ * {machineId}` (acknowledged `{ok: true}` or a problem); the VM is loaded once and checked with the same
+ * rule as GET /api/machines/:id ({@link canViewMachine}): a VM the caller may not see is "not found" and
+ * the socket joins nothing. A subscribed socket sits in the VM's room ({@link metricsRoom}); Socket.IO
+ * drops it from the room on disconnect, and `vms:metrics:unsubscribe` leaves it.
+ *
+ * How samples get here. Each host's worker writes its batch to `machine_metric_raw` (the source of truth)
+ * and then publishes a wake-up on Redis (`vmflow:metrics`, src/events/wake.ts: the message carries
+ * nothing). On a wake-up — or every `pollMs` when Redis is absent or down, and every `fallbackPollMs`
+ * while it is up — the feed reads, in one query, the recent raw rows of the VMs that have subscribers in
+ * this process, and emits each VM's newest sample to its room, at most once per VM per `throttleMs`. So
+ * the cost per sample does not depend on how many sockets are connected: no per-socket database work, one
+ * emit per VM to its room; sockets that subscribed to nothing cost nothing.
+ *
+ * Re-checks. When the relay delivers an event about a subscribed VM (owner or department changed, VM
+ * deleted), the VM is reloaded (once) and every socket of its room is checked again; when a user or a
+ * department changes (the relay has refreshed the principals of the sockets concerned), every
+ * subscription is checked again against the stored VM. A socket that may no longer see the VM leaves its
+ * room and is told so (`vms:metrics:unsubscribed {machineId}`).
+ */
+import { type Logger } from 'pino';
+import { type Server, type Socket } from 'socket.io';
+import { type DataSource } from 'typeorm';
+import { z } from 'zod';
+import { Machine } from '../entities/machine';
+import { type WakeSource } from '../events/wake';
+import { type MetricPoint } from '../metrics/point';
+import { readRawSince } from '../metrics/store';
+import { Throttle } from '../metrics/throttle';
+import { type RoutedEvent } from './events';
+import { canViewMachine, type MachineRef, METRICS_ROOM_PREFIX, metricsRoom } from './permissions';
+import { type SocketData } from './relay';
+
+/** The event a subscribed socket receives. */
+export const METRICS_EVENT = 'vms:metrics';
+/** What a socket sends to subscribe / unsubscribe. */
+export const METRICS_SUBSCRIBE = 'vms:metrics:subscribe';
+export const METRICS_UNSUBSCRIBE = 'vms:metrics:unsubscribe';
+/** Sent to a socket whose subscription was withdrawn (it may no longer see the VM). */
+export const METRICS_UNSUBSCRIBED = 'vms:metrics:unsubscribed';
+
+/** Feed tuning. */
+export interface MetricsFeedOptions {
+  /** Wake-ups from the workers (Redis `vmflow:metrics`). */
+  wake?: WakeSource;
+  /** Poll period without wake-ups (default 5 s: one sample per VM per throttle window at most anyway). */
+  pollMs?: number;
+  /** Poll period while wake-ups arrive (a safety net for lost ones; default 15 s). */
+  fallbackPollMs?: number;
+  /** At most one `vms:metrics` per VM per this many ms (default 5000). */
+  throttleMs?: number;
+  /** How far back a read looks for samples not yet emitted (default 60 s). */
+  lookbackMs?: number;
+  /** Most VMs one socket may follow at once (default 100). */
+  maxPerSocket?: number;
+}
+
+/** A subscribe/unsubscribe acknowledgement. */
+export type SubscribeAck = { ok: true } | { ok: false; status: number; detail: string };
+
+const SubscribeMessage = z.strictObject({ machineId: z.uuid() });
+
+/** The payload of `vms:metrics`. */
+export function metricsPayload(p: MetricPoint): Record<string, unknown> {
+  return { ...p, at: p.at.toISOString() };
+}
+
+/** Serves metrics subscriptions and emits `vms:metrics`. One per API process. */
+export class MetricsFeed {
+  private io: Server | null = null;
+  /** The owner and department of each subscribed VM (checked on subscribe, refreshed on its events). */
+  private readonly refs = new Map<string, MachineRef>();
+  /** The time of the newest sample emitted per VM. */
+  private readonly emitted = new Map<string, number>();
+  private readonly throttle: Throttle;
+  private readonly pollMs: number;
+  private readonly fallbackPollMs: number;
+  private readonly lookbackMs: number;
+  private readonly maxPerSocket: number;
+  private running = false;
+  private wakeConnected = false;
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<void> | null = null;
+  private again = false;
+  /** Emissions so far (tests, gauges). */
+  emittedCount = 0;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly logger: Logger,
+    private readonly opts: MetricsFeedOptions = {},
+  ) {
+    this.throttle = new Throttle(opts.throttleMs ?? 5_000);
+    this.pollMs = opts.pollMs ?? 5_000;
+    this.fallbackPollMs = opts.fallbackPollMs ?? 15_000;
+    this.lookbackMs = opts.lookbackMs ?? 60_000;
+    this.maxPerSocket = opts.maxPerSocket ?? 100;
+  }
+
+  /** Starts serving (after the Socket.IO server exists). */
+  start(io: Server): void {
+    if (this.running) return;
+    this.io = io;
+    this.running = true;
+    this.opts.wake?.subscribe(
+      () => this.poke(),
+      (up) => {
+        this.wakeConnected = up;
+        this.poke();
+      },
+    );
+    this.schedule();
+  }
+
+  /** Stops polling (waits for a read in progress). */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.opts.wake?.close();
+    await this.busy;
+  }
+
+  /** Registers the subscribe/unsubscribe handlers of a connected socket. */
+  attach(socket: Socket): void {
+    socket.on(METRICS_SUBSCRIBE, (msg: unknown, ack?: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (a: SubscribeAck) => void) : () => undefined;
+      this.subscribe(socket, msg).then(reply, (err: unknown) => {
+        this.logger.error({ err }, 'metrics subscribe failed');
+        reply({ ok: false, status: 500, detail: 'subscription failed' });
+      });
+    });
+    socket.on(METRICS_UNSUBSCRIBE, (msg: unknown, ack?: unknown) => {
+      const parsed = SubscribeMessage.safeParse(msg);
+      if (parsed.success) void socket.leave(metricsRoom(parsed.data.machineId));
+      if (typeof ack === 'function') (ack as (a: SubscribeAck) => void)({ ok: true });
+    });
+  }
+
+  private async subscribe(socket: Socket, msg: unknown): Promise<SubscribeAck> {
+    const parsed = SubscribeMessage.safeParse(msg);
+    if (!parsed.success)
+      return { ok: false, status: 400, detail: 'machineId: a machine id (UUID) is required' };
+    const { machineId } = parsed.data;
+    const mine = [...socket.rooms].filter((r) => r.startsWith(METRICS_ROOM_PREFIX)).length;
+    if (mine >= this.maxPerSocket && !socket.rooms.has(metricsRoom(machineId)))
+      return { ok: false, status: 429, detail: `at most ${this.maxPerSocket} subscriptions per connection` };
+    const m = await this.ds.getRepository(Machine).findOne({
+      where: { id: machineId },
+      select: { id: true, ownerId: true, departmentId: true },
+    });
+    const p = (socket.data as SocketData).principal;
+    if (!m || !canViewMachine(p, m)) return { ok: false, status: 404, detail: 'machine not found' };
+    if (!socket.connected) return { ok: true };
+    this.refs.set(machineId, { ownerId: m.ownerId, departmentId: m.departmentId });
+    await socket.join(metricsRoom(machineId));
+    return { ok: true };
+  }
+
+  /** Re-checks subscriptions after the relay delivered events (wired to `relay.onDelivered`). */
+  onEvents(events: RoutedEvent[]): void {
+    if (!this.io || !this.refs.size) return;
+    const vms = new Set<string>();
+    let everyone = false;
+    for (const { row } of events) {
+      if (row.resource === 'vms' && row.resourceId && this.refs.has(row.resourceId)) vms.add(row.resourceId);
+      else if (row.resource === 'users' || row.resource === 'departments') everyone = true;
+    }
+    if (!vms.size && !everyone) return;
+    void this.recheck(vms, everyone).catch((err: unknown) =>
+      this.logger.error({ err }, 'metrics subscription re-check failed'),
+    );
+  }
+
+  private async recheck(reload: Set<string>, everyone: boolean): Promise<void> {
+    if (reload.size) {
+      const rows = await this.ds.getRepository(Machine).find({
+        where: [...reload].map((id) => ({ id })),
+        select: { id: true, ownerId: true, departmentId: true },
+      });
+      const found = new Map(rows.map((r) => [r.id, r]));
+      for (const id of reload) {
+        const m = found.get(id);
+        if (m) this.refs.set(id, { ownerId: m.ownerId, departmentId: m.departmentId });
+        else this.refs.delete(id); // deleted: nobody may follow it
+      }
+    }
+    for (const id of everyone ? this.subscribed() : reload) {
+      const ref = this.refs.get(id);
+      for (const s of this.socketsIn(id)) {
+        if (ref && canViewMachine((s.data as SocketData).principal, ref)) continue;
+        void s.leave(metricsRoom(id));
+        s.emit(METRICS_UNSUBSCRIBED, { machineId: id });
+      }
+    }
+  }
+
+  /** The VMs with at least one subscribed socket in this process (forgets the others). */
+  private subscribed(): string[] {
+    const rooms = this.io?.of('/').adapter.rooms;
+    const ids: string[] = [];
+    for (const id of this.refs.keys()) {
+      if (rooms?.get(metricsRoom(id))?.size) ids.push(id);
+      else {
+        this.refs.delete(id);
+        this.emitted.delete(id);
+      }
+    }
+    return ids;
+  }
+
+  private socketsIn(machineId: string): Socket[] {
+    const nsp = this.io?.of('/');
+    const ids = nsp?.adapter.rooms.get(metricsRoom(machineId));
+    if (!nsp || !ids) return [];
+    return [...ids].map((sid) => nsp.sockets.get(sid)).filter((s): s is Socket => s !== undefined);
+  }
+
+  /** Look now (a worker committed samples). Reads never overlap: a wake-up during one runs another after. */
+  poke(): void {
+    if (!this.running) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.busy = this.read()
+      .catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'metrics feed: read failed'))
+      .finally(() => {
+        this.busy = null;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        } else this.schedule();
+      });
+  }
+
+  private schedule(): void {
+    if (!this.running || this.timer) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.poke();
+      },
+      this.wakeConnected ? this.fallbackPollMs : this.pollMs,
+    );
+    this.timer.unref();
+  }
+
+  /** One read: the newest sample of each subscribed VM not emitted yet, throttled per VM. */
+  private async read(): Promise<void> {
+    const ids = this.subscribed();
+    const now = Date.now();
+    this.throttle.sweep(now);
+    if (!ids.length || !this.io) return;
+    const rows = await readRawSince(this.ds, ids, new Date(now - this.lookbackMs));
+    const newest = new Map<string, MetricPoint>();
+    for (const r of rows) newest.set(r.machineId, r); // oldest first: the last one wins
+    for (const [id, p] of newest) {
+      const t = p.at.getTime();
+      if (t <= (this.emitted.get(id) ?? 0) || !this.refs.has(id)) continue;
+      if (!this.throttle.allow(id, now)) continue; // the newest one goes out once the window has passed
+      this.emitted.set(id, t);
+      this.emittedCount++;
+      this.io.to(metricsRoom(id)).emit(METRICS_EVENT, metricsPayload(p));
+    }
+  }
+}
