@@ -18,6 +18,7 @@ import { authenticate, PrincipalCache } from './auth';
 import { type ApiContext } from './context';
 import { errorHandler, notFoundHandler } from './errors';
 import { IdempotencyStore, type IdempotencyOptions } from './idempotency';
+import { type ApiMetrics, createApiMetrics } from './metrics';
 import { buildOpenApi } from './openapi';
 import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
@@ -49,6 +50,8 @@ export interface AppDeps {
   /** Default graceful-shutdown deadline of DELETE /api/machines/:id (default: the workflow's). */
   destroyShutdownTimeoutSec?: number;
   version?: string;
+  /** Process and Node.js runtime metrics in `/metrics` (default true; tests building many apps turn them off). */
+  processMetrics?: boolean;
 }
 
 /** A built API: the Express app, its routes and document, and the server once listening. */
@@ -57,6 +60,8 @@ export interface VmflowApi {
   routes: RouteSpec[];
   openapi: ReturnType<typeof buildOpenApi>;
   relay: EventRelay;
+  /** Prometheus metrics: served by `metrics.serve(host, port)` on a listener of their own (src/api/metrics.ts). */
+  metrics: ApiMetrics;
   /** Set once listening. */
   io: SocketServer | null;
   http: HttpServer | null;
@@ -142,6 +147,14 @@ export function createApp(deps: AppDeps): VmflowApi {
   };
 
   const app = express();
+  const metrics = createApiMetrics({
+    dataSource: deps.dataSource,
+    relay,
+    sockets: () => api.io,
+    processMetrics: deps.processMetrics,
+    onError: (err, what) => logger.warn({ err }, `metrics: ${what} failed`),
+  });
+  app.use(metrics.http);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use((_req, res, next) => {
@@ -163,6 +176,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     routes,
     openapi: doc,
     relay,
+    metrics,
     io: null,
     http: null,
     async listen(port, host = '127.0.0.1') {

@@ -1,12 +1,12 @@
 /**
  * The worker process: `npm run worker`. Connects to Temporal, the database and this host's libvirt,
  * registers the host, reconciles machine statuses with libvirt, follows libvirt's lifecycle events and the
- * guest agents of its VMs (AGENT_WATCHER), then serves the control queue and the host queue until
- * SIGINT/SIGTERM.
+ * guest agents of its VMs (AGENT_WATCHER), serves Prometheus `/metrics` (docs/observability.md), then serves
+ * the control queue and the host queue until SIGINT/SIGTERM.
  */
 import './threadpool';
 import 'reflect-metadata';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
@@ -16,11 +16,27 @@ import { SecretBox } from '../secrets';
 import { createAgentWatcher, libvirtDomainSource } from './agent-watcher';
 import { Machine } from '../entities/machine';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
+import { createWorkerMetrics, libvirtVmStats } from './metrics';
 import { createWorkers, runWorkers } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   for (const w of config.warnings) console.warn(`WARNING: ${w}`);
+  // The SDK's runtime metrics on loopback only, before any connection or worker exists (the SDK requires
+  // it); the worker's own /metrics fetches and includes them.
+  const sdkMetrics = `127.0.0.1:${config.TEMPORAL_METRICS_PORT}`;
+  Runtime.install({
+    telemetryOptions: {
+      metrics: {
+        prometheus: {
+          bindAddress: sdkMetrics,
+          countersTotalSuffix: true,
+          unitSuffix: true,
+          useSecondsForDurations: true,
+        },
+      },
+    },
+  });
   const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
   await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
   // Every event an activity commits wakes the API relays at once (they poll only as a fallback).
@@ -49,18 +65,29 @@ async function main(): Promise<void> {
         })
       : null;
   await agents?.start();
+  const metrics = createWorkerMetrics({
+    hostName: config.HOST_NAME,
+    vms: libvirtVmStats(libvirt, dataSource, host.id),
+    agents,
+    sdkUrl: `http://${sdkMetrics}/metrics`,
+    onError: (err, what) => console.warn(`metrics: ${what}: ${(err as Error).message}`),
+  });
+  const metricsServer = await metrics.serve(config.METRICS_HOST, config.WORKER_METRICS_PORT);
+  console.log(`worker metrics on ${metricsServer.url}`);
   try {
     const workers = await createWorkers({
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
       hostName: config.HOST_NAME,
       deps,
+      activityObserver: metrics.activityObserver,
     });
     console.log(
       `worker ready: queues vmflow-control and ${config.hostTaskQueue} on ${config.TEMPORAL_ADDRESS}`,
     );
     await runWorkers(workers);
   } finally {
+    await metricsServer.close();
     await agents?.stop();
     await watch.stop();
     await connection.close();
