@@ -10,7 +10,7 @@ import { type DataSource } from 'typeorm';
 import { type ActivityObserver } from '../activities/interceptors';
 import { Department } from '../entities/department';
 import { Machine } from '../entities/machine';
-import { type DomainStatsRecord } from '../libvirt/connection';
+import { type Connection, type DomainStatsRecord } from '../libvirt/connection';
 import {
   countedDurations,
   createRegistry,
@@ -114,7 +114,7 @@ export function countersOfStats(
  * the agent watcher's `owns` filter does: a shared libvirtd's other domains are not ours to report.
  */
 export function libvirtVmStats(
-  libvirt: { get(): Promise<{ getAllDomainStats: (o: object) => Promise<DomainStatsRecord[]> }> },
+  libvirt: { get(): Promise<Pick<Connection, 'getAllDomainStats'>> },
   dataSource: DataSource,
   hostId: string,
 ): VmStatsSource {

@@ -23,7 +23,7 @@ describe('API /metrics', () => {
 
   beforeAll(async () => {
     stack = await startStack({ workers: false });
-    h = await startApi(stack);
+    h = await startApi(stack, { processMetrics: true }); // promtool checks the process families too
     metrics = await h.api.metrics.serve('127.0.0.1', 0);
     alice = await seedUser(stack.dataSource);
     dept = await seedDepartment(stack.dataSource, [[alice, 'MEMBER']]);
