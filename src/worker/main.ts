@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   Runtime.install({
     telemetryOptions: {
       metrics: {
+        globalTags: { host: config.HOST_NAME }, // as on the worker's own families
         prometheus: {
           bindAddress: sdkMetrics,
           countersTotalSuffix: true,

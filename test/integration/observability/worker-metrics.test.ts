@@ -179,9 +179,9 @@ describe('worker /metrics (real worker process)', () => {
     const names = [...families(text).keys()];
     const sdk = names.filter((n) => n.startsWith('temporal_'));
     expect(sdk).toEqual(expect.arrayContaining(['temporal_workflow_completed_total']));
-    expect(find(text, 'temporal_workflow_completed_total', { task_queue: CONTROL_TASK_QUEUE }).length).toBe(
-      1,
-    );
+    expect(
+      find(text, 'temporal_workflow_completed_total', { task_queue: CONTROL_TASK_QUEUE, host: hostName }),
+    ).toHaveLength(1);
     expect(new Set(names).size).toBe(names.length); // no family twice
     // the agent watcher's counters (AGENT_WATCHER=on by default)
     expect(value(text, 'vmflow_agent_malformed_lines_total')).toBe(0);
