@@ -323,7 +323,7 @@ export async function benchMetrics(): Promise<void> {
         const batch = ids.map((id) => ({ ...points[0]!, machineId: id, at }));
         await insertRaw(ds, batch);
         const t = performance.now();
-        api.metrics.poke();
+        api.metricsFeed.poke();
         const keys = ids.map((id) => `${id}|${at.toISOString()}`);
         const until = Date.now() + 10_000;
         while (keys.some((k) => !got.has(k)) && Date.now() < until)

@@ -86,6 +86,20 @@ const schema = z.object({
     .max(400 * 86_400)
     .default(7 * 86_400),
   METRICS_PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000),
+  /**
+   * Where the Prometheus endpoints listen (docs/observability.md). They need no token, so they listen on
+   * loopback by default; another address exposes them unauthenticated to whoever can reach it.
+   */
+  METRICS_HOST: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
+  /** The worker's `/metrics` (per-VM gauges, agent watcher, activities, Temporal SDK). 0: any free port. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /**
+   * The Temporal SDK's own Prometheus exporter, always on 127.0.0.1: the worker's `/metrics` fetches it and
+   * serves it with its own families, so nobody needs to scrape it directly.
+   */
+  TEMPORAL_METRICS_PORT: z.coerce.number().int().min(1).max(65535).default(9465),
+  /** The API's `/metrics` (HTTP requests, sockets, relay), on its own listener at METRICS_HOST. 0: any free port. */
+  API_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9466),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -125,6 +139,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       `ADMIN_EMAIL/ADMIN_PASSWORD unset: the first admin is ${DEV_ADMIN.email} with the DEVELOPMENT-ONLY password. Change it.`,
     );
   }
+  if (!/^127\.|^::1$/.test(c.METRICS_HOST))
+    warnings.push(
+      `METRICS_HOST=${c.METRICS_HOST}: the /metrics endpoints answer anyone who can reach that address, without a token.`,
+    );
   return {
     ...c,
     jwtSecret: c.JWT_SECRET ?? DEV_JWT_SECRET,

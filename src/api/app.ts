@@ -19,6 +19,7 @@ import { type ApiContext } from './context';
 import { errorHandler, notFoundHandler } from './errors';
 import { IdempotencyStore, type IdempotencyOptions } from './idempotency';
 import { MetricsFeed, type MetricsFeedOptions } from './metrics-feed';
+import { type ApiMetrics, createApiMetrics } from './metrics';
 import { buildOpenApi } from './openapi';
 import { Operations } from './operations';
 import { EventRelay, type RelayOptions } from './relay';
@@ -54,6 +55,8 @@ export interface AppDeps {
   /** Default graceful-shutdown deadline of DELETE /api/machines/:id (default: the workflow's). */
   destroyShutdownTimeoutSec?: number;
   version?: string;
+  /** Process and Node.js runtime metrics in `/metrics` (default true; tests building many apps turn them off). */
+  processMetrics?: boolean;
 }
 
 /** A built API: the Express app, its routes and document, and the server once listening. */
@@ -62,7 +65,10 @@ export interface VmflowApi {
   routes: RouteSpec[];
   openapi: ReturnType<typeof buildOpenApi>;
   relay: EventRelay;
-  metrics: MetricsFeed;
+  /** The live `vms:metrics` feed of subscribed sockets (docs/metrics.md). */
+  metricsFeed: MetricsFeed;
+  /** Prometheus metrics: served by `metrics.serve(host, port)` on a listener of their own (src/api/metrics.ts). */
+  metrics: ApiMetrics;
   /** Set once listening. */
   io: SocketServer | null;
   http: HttpServer | null;
@@ -82,8 +88,8 @@ export function createApp(deps: AppDeps): VmflowApi {
   const logger = deps.logger ?? pino({ level: 'info' });
   const relay = new EventRelay(deps.dataSource, logger, deps.relay);
   const principals = new PrincipalCache(deps.dataSource);
-  const metrics = new MetricsFeed(deps.dataSource, logger, deps.metrics);
-  relay.onDelivered((events) => metrics.onEvents(events));
+  const metricsFeed = new MetricsFeed(deps.dataSource, logger, deps.metrics);
+  relay.onDelivered((events) => metricsFeed.onEvents(events));
   relay.onDelivered((events) => {
     for (const { row } of events) {
       if (row.resource === 'users' && row.resourceId) principals.invalidate(row.resourceId);
@@ -152,6 +158,14 @@ export function createApp(deps: AppDeps): VmflowApi {
   };
 
   const app = express();
+  const metrics = createApiMetrics({
+    dataSource: deps.dataSource,
+    relay,
+    sockets: () => api.io,
+    processMetrics: deps.processMetrics,
+    onError: (err, what) => logger.warn({ err }, `metrics: ${what} failed`),
+  });
+  app.use(metrics.http);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use((_req, res, next) => {
@@ -173,6 +187,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     routes,
     openapi: doc,
     relay,
+    metricsFeed,
     metrics,
     io: null,
     http: null,
@@ -181,11 +196,11 @@ export function createApp(deps: AppDeps): VmflowApi {
       api.http = http;
       api.io = attachSockets(
         http,
-        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay, metrics },
+        { dataSource: deps.dataSource, jwtSecret: deps.config.jwtSecret, relay, metrics: metricsFeed },
         deps.sockets,
       );
       await relay.start(api.io);
-      metrics.start(api.io);
+      metricsFeed.start(api.io);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(port, host, () => resolve());
@@ -195,7 +210,7 @@ export function createApp(deps: AppDeps): VmflowApi {
     },
     async close() {
       await relay.stop();
-      await metrics.stop();
+      await metricsFeed.stop();
       const http = api.http;
       const closed = api.io
         ? new Promise<void>((resolve) => api.io!.close(() => resolve()))

@@ -1,6 +1,7 @@
 /**
  * The API process (`npm run api`): loads the config, connects the database, Temporal and libvirt,
- * creates the first admin on first start, and serves HTTP + Socket.IO on PORT.
+ * creates the first admin on first start, and serves HTTP + Socket.IO on PORT and Prometheus `/metrics` on
+ * METRICS_HOST:API_METRICS_PORT.
  */
 import 'reflect-metadata';
 import { Client, Connection } from '@temporalio/client';
@@ -49,12 +50,16 @@ async function main(): Promise<void> {
   });
   const { url } = await api.listen(config.PORT, process.env.API_HOST ?? '127.0.0.1');
   logger.info(`api listening on ${url} (docs: ${url}/api/docs)`);
+  // Prometheus on its own listener (loopback by default), never on the API's public port: it has no token.
+  const metrics = await api.metrics.serve(config.METRICS_HOST, config.API_METRICS_PORT);
+  logger.info(`api metrics on ${metrics.url}`);
 
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     logger.info('api stopping');
+    await metrics.close();
     await api.close();
     await connection.close();
     await libvirt.close().catch(() => undefined);

@@ -20,8 +20,9 @@ export interface DomainCounters {
   cpuTimeNs: number | null;
   /** vCPUs online now. */
   vcpus: number | null;
-  /** Memory the balloon gives the guest now (bytes; `balloon.current`). */
+  /** Memory the balloon gives the guest now, and the most it may give (bytes; `balloon.current`, `.maximum`). */
   memAssignedBytes: number | null;
+  memMaxBytes: number | null;
   /** Guest-reported memory (virtio balloon statistics): total usable by the guest and free/reclaimable. */
   memGuestTotalBytes: number | null;
   memGuestUsableBytes: number | null;
@@ -31,8 +32,12 @@ export interface DomainCounters {
   /** Sums over the domain's disks and NICs. */
   blockReadBytes: number | null;
   blockWriteBytes: number | null;
+  blockReadOps: number | null;
+  blockWriteOps: number | null;
   netRxBytes: number | null;
   netTxBytes: number | null;
+  netRxPackets: number | null;
+  netTxPackets: number | null;
 }
 
 /** The host's (libvirt's) view of a VM over one interval. */
@@ -97,14 +102,19 @@ export function parseDomainStats(record: DomainStatsRecord): DomainCounters {
     cpuTimeNs: num(s, 'cpu.time'),
     vcpus: num(s, 'vcpu.current'),
     memAssignedBytes: kib(num(s, 'balloon.current')),
+    memMaxBytes: kib(num(s, 'balloon.maximum')),
     memGuestTotalBytes: kib(num(s, 'balloon.available')),
     memGuestUsableBytes: kib(num(s, 'balloon.usable')),
     memGuestUnusedBytes: kib(num(s, 'balloon.unused')),
     hostRssBytes: kib(num(s, 'balloon.rss')),
     blockReadBytes: sum(s, 'block', 'rd.bytes'),
     blockWriteBytes: sum(s, 'block', 'wr.bytes'),
+    blockReadOps: sum(s, 'block', 'rd.reqs'),
+    blockWriteOps: sum(s, 'block', 'wr.reqs'),
     netRxBytes: sum(s, 'net', 'rx.bytes'),
     netTxBytes: sum(s, 'net', 'tx.bytes'),
+    netRxPackets: sum(s, 'net', 'rx.pkts'),
+    netTxPackets: sum(s, 'net', 'tx.pkts'),
   };
 }
 

@@ -1,12 +1,12 @@
 /**
  * The worker process: `npm run worker`. Connects to Temporal, the database and this host's libvirt,
  * registers the host, reconciles machine statuses with libvirt, follows libvirt's lifecycle events and the
- * guest agents of its VMs (AGENT_WATCHER), then serves the control queue and the host queue until
- * SIGINT/SIGTERM.
+ * guest agents of its VMs (AGENT_WATCHER), serves Prometheus `/metrics` (docs/observability.md), then serves
+ * the control queue and the host queue until SIGINT/SIGTERM.
  */
 import './threadpool';
 import 'reflect-metadata';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createDataSource } from '../entities/data-source';
@@ -17,11 +17,28 @@ import { createAgentWatcher, libvirtDomainSource } from './agent-watcher';
 import { Machine } from '../entities/machine';
 import { registerThisHost, startHypervisorWatch } from './host-sync';
 import { createMetricsCollector } from './metrics-collector';
+import { createWorkerMetrics, libvirtVmStats } from './metrics';
 import { createWorkers, runWorkers } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   for (const w of config.warnings) console.warn(`WARNING: ${w}`);
+  // The SDK's runtime metrics on loopback only, before any connection or worker exists (the SDK requires
+  // it); the worker's own /metrics fetches and includes them.
+  const sdkMetrics = `127.0.0.1:${config.TEMPORAL_METRICS_PORT}`;
+  Runtime.install({
+    telemetryOptions: {
+      metrics: {
+        globalTags: { host: config.HOST_NAME }, // as on the worker's own families
+        prometheus: {
+          bindAddress: sdkMetrics,
+          countersTotalSuffix: true,
+          unitSuffix: true,
+          useSecondsForDurations: true,
+        },
+      },
+    },
+  });
   const libvirt = new LibvirtProvider(config.LIBVIRT_URI);
   await libvirt.get(); // fail fast with libvirt's own message when the hypervisor is unreachable
   // Every event an activity commits wakes the API relays at once (they poll only as a fallback).
@@ -58,7 +75,7 @@ async function main(): Promise<void> {
     config.REDIS_URL && config.METRICS === 'on'
       ? redisWaker(config.REDIS_URL, wakeLog, METRICS_CHANNEL)
       : null;
-  const metrics =
+  const collector =
     config.METRICS === 'on'
       ? createMetricsCollector({
           libvirt,
@@ -74,7 +91,17 @@ async function main(): Promise<void> {
           onBatch: () => metricsWaker?.wake(),
         })
       : null;
-  metrics?.start();
+  collector?.start();
+  // Prometheus /metrics (docs/observability.md).
+  const prometheus = createWorkerMetrics({
+    hostName: config.HOST_NAME,
+    vms: libvirtVmStats(libvirt, dataSource, host.id),
+    agents,
+    sdkUrl: `http://${sdkMetrics}/metrics`,
+    onError: (err, what) => console.warn(`metrics: ${what}: ${(err as Error).message}`),
+  });
+  const metricsServer = await prometheus.serve(config.METRICS_HOST, config.WORKER_METRICS_PORT);
+  console.log(`worker metrics on ${metricsServer.url}`);
   try {
     const workers = await createWorkers({
       connection,
@@ -82,14 +109,16 @@ async function main(): Promise<void> {
       hostName: config.HOST_NAME,
       // The host's guest activities reach vmflow's agents through the watcher (docs/guest-commands.md).
       deps: { ...deps, agents },
+      activityObserver: prometheus.activityObserver,
     });
     console.log(
       `worker ready: queues vmflow-control and ${config.hostTaskQueue} on ${config.TEMPORAL_ADDRESS}`,
     );
     await runWorkers(workers);
   } finally {
-    await metrics?.stop();
+    await collector?.stop();
     await metricsWaker?.close();
+    await metricsServer.close();
     await agents?.stop();
     await watch.stop();
     await connection.close();

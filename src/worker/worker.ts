@@ -1,4 +1,5 @@
 import { type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { type ActivityObserver } from '../activities/interceptors';
 import {
   activityInterceptors,
   createControlActivities,
@@ -19,6 +20,8 @@ export interface WorkerOptions {
   control?: boolean;
   /** Serve this host's queue (hypervisor activities). Default true. */
   hypervisor?: boolean;
+  /** Told of every activity's outcome and duration (the worker's `/metrics`); default: nothing measured. */
+  activityObserver?: ActivityObserver;
 }
 
 /**
@@ -29,7 +32,9 @@ export interface WorkerOptions {
 export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
   const workers: Worker[] = [];
   // Every activity heartbeats; with test deps, armed faults fire around it (production deps have none).
-  const interceptors = { activity: activityInterceptors({ faults: opts.deps.faults }) };
+  const interceptors = {
+    activity: activityInterceptors({ faults: opts.deps.faults, observer: opts.activityObserver }),
+  };
   if (opts.control !== false) {
     workers.push(
       await Worker.create({

@@ -82,6 +82,8 @@ export async function startApi(stack: Stack, over: Partial<AppDeps> = {}): Promi
     placementHost: stack.hostName,
     destroyShutdownTimeoutSec: 1,
     relay: { pollMs: 50 },
+    // Each app would start its own event-loop and GC monitors; the metrics suite turns them on.
+    processMetrics: false,
     ...over,
   });
   const { url } = await api.listen(0);

@@ -8,7 +8,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { ArmedFaults, faultStep } from '../../../src/activities/faults';
-import { activityInterceptors } from '../../../src/activities/interceptors';
+import { type ActivityObserver, activityInterceptors } from '../../../src/activities/interceptors';
 import { pollUntil, withHeartbeat } from '../../../src/activities/retry';
 
 const EVERY_MS = 20;
@@ -137,6 +137,62 @@ describe('pollUntil', () => {
     await expect(
       pollUntil(async () => undefined, { deadlineMs: 30, intervalMs: 5 }),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe('outcome interceptor', () => {
+  /** An environment whose executions are reported to the returned list. */
+  function observed(activityType: string) {
+    const seen: Array<Parameters<ActivityObserver['observe']>[0]> = [];
+    const env = new MockActivityEnvironment(
+      { activityType, taskQueue: 'host-a' },
+      {
+        interceptors: activityInterceptors({
+          heartbeatEveryMs: EVERY_MS,
+          observer: { observe: (o) => seen.push(o) },
+        }),
+        logger,
+      },
+    );
+    return { env, seen };
+  }
+
+  it('reports completed, failed and cancelled executions with their type, queue and a duration', async () => {
+    const ok = observed('describeHost');
+    await ok.env.run(async () => 'fine');
+    const bad = observed('startDomain');
+    await expect(bad.env.run(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    const cancelled = observed('createVolume');
+    cancelOnHeartbeat(cancelled.env);
+    await expect(cancelled.env.run(async () => Context.current().cancelled)).rejects.toBeInstanceOf(
+      CancelledFailure,
+    );
+    const outcomes = [...ok.seen, ...bad.seen, ...cancelled.seen].map(({ seconds, ...rest }) => {
+      expect(seconds).toBeGreaterThanOrEqual(0);
+      return rest;
+    });
+    expect(outcomes).toEqual([
+      { activityType: 'describeHost', taskQueue: 'host-a', outcome: 'completed' },
+      { activityType: 'startDomain', taskQueue: 'host-a', outcome: 'failed' },
+      { activityType: 'createVolume', taskQueue: 'host-a', outcome: 'cancelled' },
+    ]);
+  });
+
+  it('never lets an observer that throws change the result', async () => {
+    const env = new MockActivityEnvironment(
+      { activityType: 'x' },
+      {
+        interceptors: activityInterceptors({
+          observer: {
+            observe() {
+              throw new Error('metrics broke');
+            },
+          },
+        }),
+        logger,
+      },
+    );
+    await expect(env.run(async () => 7)).resolves.toBe(7);
   });
 });
 

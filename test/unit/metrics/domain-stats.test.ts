@@ -79,14 +79,19 @@ describe('bulk domain stats', () => {
       cpuTimeNs: 400_000_000,
       vcpus: 1, // online now, not the maximum
       memAssignedBytes: 128 * 1024 * 1024,
+      memMaxBytes: 128 * 1024 * 1024,
       memGuestTotalBytes: null,
       memGuestUsableBytes: null,
       memGuestUnusedBytes: null,
       hostRssBytes: 49_512 * 1024,
       blockReadBytes: 512, // the top image carries a backingIndex too: still counted
       blockWriteBytes: 0,
+      blockReadOps: 1,
+      blockWriteOps: 0,
       netRxBytes: 90,
       netTxBytes: 0,
+      netRxPackets: 1,
+      netTxPackets: 0,
     });
   });
 
