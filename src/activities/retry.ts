@@ -36,7 +36,9 @@ export async function withHeartbeat<T>(fn: () => Promise<T>, details?: unknown, 
   }
   if (ctx.info.isLocal) return fn(); // local activities have no heartbeats
   const beat = () => ctx!.heartbeat(details ?? progress.get(ctx!));
-  beat();
+  // No beat at the start: the server times the heartbeat from the activity's start anyway, and a first
+  // beat right away costs a server write that the activity's completion then waits behind (the SDK
+  // flushes a pending heartbeat before it reports the result), on every short activity.
   const timer = setInterval(beat, everyMs);
   try {
     return await fn();
