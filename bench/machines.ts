@@ -2,14 +2,17 @@
  * Machine operations through Temporal (real dev server, workers, MariaDB, libvirtd), all in one run:
  * 1. Orchestration overhead of createMachine → off, createMachine → running and destroyMachine, p50/p95,
  *    against a fair baseline measured in the same run: **the same activity functions, called directly in
- *    the same order with the same inputs** (read from the workflow's own history, with fresh ids), so with
- *    the same database writes, events, libvirt and storage calls; only Temporal is missing. Printed as a
- *    ratio and as milliseconds added per operation.
+ *    the same order with the same inputs** (read from the workflow's own history, with fresh ids), the
+ *    saga's step-record writes included (rebuilt from the operation row), so with the same database
+ *    writes, events, libvirt and storage calls; only Temporal is missing. Printed as a ratio and as
+ *    milliseconds added per operation (and, in brackets, against the activities alone), then a breakdown
+ *    of one create's and one destroy's history (dispatch and run times; every event with BENCH_TRACE=1).
  * 2. Concurrency: BENCH_CONCURRENCY (default 20) creates at once, then as many destroys, all on one host:
  *    operations per minute and p95 per operation.
  * 3. Worker memory over BENCH_OPS operations (default 1000, in such batches): RSS after warm-up against
  *    RSS at the end (the worker runs in this process).
- * Database: BENCH_DATABASE_URL (default vmflow_bench). Runs: BENCH_MACHINES (default 8 per series).
+ * Database: BENCH_DATABASE_URL (default vmflow_bench). Runs: BENCH_MACHINES (default 8 per series);
+ * BENCH_SKIP_CONCURRENCY=1 stops after part 1. docs/performance.md has the figures.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';

@@ -36,9 +36,8 @@ export async function withHeartbeat<T>(fn: () => Promise<T>, details?: unknown, 
   }
   if (ctx.info.isLocal) return fn(); // local activities have no heartbeats
   const beat = () => ctx!.heartbeat(details ?? progress.get(ctx!));
-  // No beat at the start: the server times the heartbeat from the activity's start anyway, and a first
-  // beat right away costs a server write that the activity's completion then waits behind (the SDK
-  // flushes a pending heartbeat before it reports the result), on every short activity.
+  // No beat at the start: the server times the heartbeat from the activity's start anyway, and a beat
+  // right away is a server call racing the completion of every short activity (docs/performance.md).
   const timer = setInterval(beat, everyMs);
   try {
     return await fn();
