@@ -75,7 +75,7 @@ export function holdAfter(
  * write of every operation, so its undos can tell their own changes apart until then.
  */
 export async function releaseHold(
-  dataSource: DataSource,
+  dataSource: DataSource | EntityManager,
   entity: typeof Machine | typeof Network | typeof Image,
   id: string,
   operationId: string,

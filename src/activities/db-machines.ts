@@ -33,6 +33,16 @@ export function assertOwnRetry(
   }
 }
 
+/**
+ * How many machines have a disk that is a linked clone of this one's (a failed clone whose overlay was
+ * removed, its diskPath cleared, no longer uses it).
+ */
+function countLinkedClones(m: EntityManager, machineId: string): Promise<number> {
+  return m.count(Machine, {
+    where: { sourceMachineId: machineId, linkedClone: true, diskPath: Not(IsNull()) },
+  });
+}
+
 export async function loadMachineView(m: EntityManager, machineId: string): Promise<MachineView | null> {
   const row = await m.findOne(Machine, { where: { id: machineId } });
   if (!row) return null;
@@ -341,12 +351,23 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
       return loadMachineView(dataSource.manager, machineId);
     },
 
+    /**
+     * What a destroy starts from, in one read: the machine (null when there is none), refused (Refused)
+     * while linked clones use its disk.
+     */
+    async planDestroy(machineId: string): Promise<MachineView | null> {
+      const view = await loadMachineView(dataSource.manager, machineId);
+      if (view && (await countLinkedClones(dataSource.manager, machineId)) > 0) {
+        throw permanent(FailureType.Refused, 'this machine backs linked clones: destroy them first', {
+          status: view.status,
+        });
+      }
+      return view;
+    },
+
     /** Counts machines whose disk is a linked clone of this one (they protect it from destroy). */
     async countLinkedClones(machineId: string): Promise<number> {
-      // A failed clone whose overlay was removed (diskPath cleared) no longer uses the source.
-      return dataSource.getRepository(Machine).count({
-        where: { sourceMachineId: machineId, linkedClone: true, diskPath: Not(IsNull()) },
-      });
+      return countLinkedClones(dataSource.manager, machineId);
     },
 
     /**
@@ -412,10 +433,7 @@ export function createMachineDbActivities({ dataSource }: DbActivityDeps) {
           });
         }
         if (input.requireNoLinkedClones && !same) {
-          const clones = await m.count(Machine, {
-            where: { sourceMachineId: row.id, linkedClone: true, diskPath: Not(IsNull()) },
-          });
-          if (clones > 0)
+          if ((await countLinkedClones(m, row.id)) > 0)
             throw permanent(FailureType.Refused, 'this machine backs linked clones: destroy them first', {
               status: row.status,
             });

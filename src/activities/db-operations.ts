@@ -15,11 +15,54 @@ import {
 import { isDuplicate } from './failures';
 import { currentWorkflowId, publishEvent } from './events';
 import { type DbActivityDeps } from './db-types';
-import { lockRow } from './db-hold';
+import { lockRow, releaseHold } from './db-hold';
 
 function stringField(obj: Record<string, unknown> | null, key: string): string | null {
   const v = obj?.[key];
   return typeof v === 'string' ? v : null;
+}
+
+/**
+ * Appends step records to an operation (each one once: a retry writes the same `at`, which is recognised
+ * and skipped) and emits a `<resource>:progress` event for each, in the caller's transaction.
+ */
+async function appendSteps(
+  m: EntityManager,
+  operationId: string,
+  machineId: string | null,
+  entries: OperationStep[],
+): Promise<void> {
+  const op = await lockRow(m, Operation, operationId);
+  if (!op) return;
+  const same = (a: OperationStep, b: OperationStep) =>
+    a.name === b.name && a.status === b.status && a.at === b.at;
+  const fresh = entries.filter((e) => !op.steps.some((s) => same(s, e)));
+  if (fresh.length) {
+    const add = fresh.map(({ error, ...e }) => ({ ...e, ...(error ? { error } : {}) }));
+    await m.update(Operation, { id: op.id }, { steps: [...op.steps, ...add] });
+  }
+  const machine = machineId ? await m.findOne(Machine, { where: { id: machineId } }) : null;
+  for (const e of entries) {
+    await publishEvent(m, {
+      resource: op.resource ?? 'vms',
+      action: 'progress',
+      resourceId: machineId ?? op.resourceId,
+      payload: {
+        operationId: op.id,
+        type: op.type,
+        step: e.name,
+        status: e.status,
+        error: e.error,
+        at: e.at,
+      },
+      actorId: op.actorId,
+      workflowId: op.workflowId,
+      // Before the row exists and after it is gone, route by what the operation was asked to do.
+      ownerId: machine?.ownerId ?? stringField(op.input, 'ownerId'),
+      departmentId: machine?.departmentId ?? stringField(op.input, 'departmentId'),
+      dedupeKey: `${op.id}:${e.name}:${e.status}:${e.at}`,
+    });
+  }
 }
 
 /** Activities that record operations and their steps. Run on the control task queue; each is idempotent. */
@@ -65,7 +108,8 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
 
     /**
      * Appends a step to the operation and emits `vms:progress`. `at` comes from the workflow clock so a
-     * retry writes the same entry, which is then recognised and skipped.
+     * retry writes the same entry, which is then recognised and skipped. (Runs recorded before merged
+     * step records call this; newer ones call {@link recordSteps}.)
      */
     async recordStep(input: {
       operationId: string;
@@ -75,35 +119,8 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
       at: string;
       error?: string;
     }): Promise<void> {
-      await tx(async (m) => {
-        const op = await lockRow(m, Operation, input.operationId);
-        if (!op) return;
-        const entry: OperationStep = { name: input.step, status: input.status, at: input.at };
-        if (input.error) entry.error = input.error;
-        if (!op.steps.some((s) => s.name === entry.name && s.status === entry.status && s.at === entry.at)) {
-          await m.update(Operation, { id: op.id }, { steps: [...op.steps, entry] });
-        }
-        const machine = input.machineId ? await m.findOne(Machine, { where: { id: input.machineId } }) : null;
-        await publishEvent(m, {
-          resource: op.resource ?? 'vms',
-          action: 'progress',
-          resourceId: input.machineId ?? op.resourceId,
-          payload: {
-            operationId: op.id,
-            type: op.type,
-            step: input.step,
-            status: input.status,
-            error: input.error,
-            at: input.at,
-          },
-          actorId: op.actorId,
-          workflowId: op.workflowId,
-          // Before the row exists and after it is gone, route by what the operation was asked to do.
-          ownerId: machine?.ownerId ?? stringField(op.input, 'ownerId'),
-          departmentId: machine?.departmentId ?? stringField(op.input, 'departmentId'),
-          dedupeKey: `${op.id}:${input.step}:${input.status}:${input.at}`,
-        });
-      });
+      const { operationId, machineId, step, ...entry } = input;
+      await tx((m) => appendSteps(m, operationId, machineId, [{ name: step, ...entry }]));
     },
 
     /** Stores what a running operation gave (idempotent: the same result written again changes nothing). */
@@ -117,20 +134,47 @@ export function createOperationDbActivities({ dataSource }: DbActivityDeps) {
         .execute();
     },
 
-    /** Marks an operation finished (idempotent: a finished operation keeps its first outcome). */
+    /**
+     * {@link recordStep} for several steps at once, in one transaction: how a step's completion is written
+     * together with the next step's start (one write where there were two).
+     */
+    async recordSteps(input: {
+      operationId: string;
+      machineId: string | null;
+      steps: OperationStep[];
+    }): Promise<void> {
+      await tx((m) => appendSteps(m, input.operationId, input.machineId, input.steps));
+    },
+
+    /**
+     * Marks an operation finished (idempotent: a finished operation keeps its first outcome). With
+     * `releaseMachineId`, ends the operation's hold on that machine first, and with `steps`, appends those
+     * step records first (with their `<resource>:progress` events): the closing writes of an operation in
+     * one transaction.
+     */
     async finishOperation(input: {
       operationId: string;
       status: OperationStatus;
       error?: string;
       at: string;
+      /** The machine whose hold ends with the operation ({@link releaseHold}). */
+      releaseMachineId?: string | null;
+      /** Step records not written yet (the last step's completion). */
+      steps?: OperationStep[];
+      /** The machine the step records are about (routing of their events). */
+      machineId?: string | null;
     }): Promise<void> {
-      await dataSource
-        .getRepository(Operation)
-        .createQueryBuilder()
-        .update()
-        .set({ status: input.status, error: input.error ?? null, finishedAt: new Date(input.at) })
-        .where('id = :id AND status = :running', { id: input.operationId, running: 'running' })
-        .execute();
+      await tx(async (m) => {
+        if (input.steps?.length)
+          await appendSteps(m, input.operationId, input.machineId ?? null, input.steps);
+        if (input.releaseMachineId) await releaseHold(m, Machine, input.releaseMachineId, input.operationId);
+        await m
+          .createQueryBuilder()
+          .update(Operation)
+          .set({ status: input.status, error: input.error ?? null, finishedAt: new Date(input.at) })
+          .where('id = :id AND status = :running', { id: input.operationId, running: 'running' })
+          .execute();
+      });
     },
   };
 }

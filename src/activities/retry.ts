@@ -36,7 +36,8 @@ export async function withHeartbeat<T>(fn: () => Promise<T>, details?: unknown, 
   }
   if (ctx.info.isLocal) return fn(); // local activities have no heartbeats
   const beat = () => ctx!.heartbeat(details ?? progress.get(ctx!));
-  beat();
+  // No beat at the start: the server times the heartbeat from the activity's start anyway, and a beat
+  // right away is a server call racing the completion of every short activity (docs/performance.md).
   const timer = setInterval(beat, everyMs);
   try {
     return await fn();

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -87,7 +88,7 @@ export const db = proxyActivities<ControlActivities>(dbActivity);
 /** The same, for undos and the closing writes of an operation: retried until the database answers. */
 export const dbUndo = proxyActivities<ControlActivities>(compensationActivity);
 /** Step records go through local activities: cheap, same worker, still durable. */
-const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep'>>({
+const progress = proxyLocalActivities<Pick<DbActivities, 'recordStep' | 'recordSteps'>>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 20, maximumInterval: '10 seconds' },
 });
@@ -151,10 +152,18 @@ export function toOperationFailure(err: unknown): ApplicationFailure {
 export class Saga {
   readonly steps: StepRecord[] = [];
   private readonly undos: Array<{ name: string; undo: () => Promise<unknown> }> = [];
+  /** Records of finished steps not written yet: they go with the next write ({@link mergeRecords}). */
+  private unwritten: StepRecord[] = [];
 
+  /**
+   * @param mergeRecords Write a step's end (`completed`, `compensated`) with the next record or with the
+   *   operation's last write ({@link takeUnwritten}), one write where there were two. False replays runs
+   *   recorded before, which wrote every record at once.
+   */
   constructor(
     private readonly operationId: string,
-    private readonly machineId: string | null,
+    readonly machineId: string | null,
+    private readonly mergeRecords = false,
   ) {
     setHandler(progressQuery, () => this.steps);
   }
@@ -163,20 +172,30 @@ export class Saga {
   async record(name: string, status: StepRecord['status'], error?: string): Promise<void> {
     const entry: StepRecord = { name, status, at: new Date().toISOString(), ...(error ? { error } : {}) };
     this.steps.push(entry);
+    if (this.mergeRecords && (status === 'completed' || status === 'compensated')) {
+      this.unwritten.push(entry);
+      return;
+    }
+    const steps = [...this.takeUnwritten(), entry];
+    const ids = { operationId: this.operationId, machineId: this.machineId };
     // Best-effort: a progress record that cannot be written (database down for minutes) is logged; it
     // must never keep a step or a compensation from running.
     try {
       await CancellationScope.nonCancellable(() =>
-        progress.recordStep({
-          operationId: this.operationId,
-          machineId: this.machineId,
-          step: name,
-          ...entry,
-        }),
+        this.mergeRecords
+          ? progress.recordSteps({ ...ids, steps })
+          : progress.recordStep({ ...ids, step: name, ...entry }),
       );
     } catch (err) {
       log.warn('progress record lost', { step: name, status, error: failureMessage(err) });
     }
+  }
+
+  /** The records not written yet (handed to the operation's last write), and forgets them here. */
+  takeUnwritten(): StepRecord[] {
+    const steps = this.unwritten;
+    this.unwritten = [];
+    return steps;
   }
 
   /** Runs one step; `undo` (if any) is what removes its effect. */
@@ -239,7 +258,10 @@ export async function runOperation<T>(
   body: (saga: Saga) => Promise<T>,
   hooks: OperationHooks = {},
 ): Promise<T> {
-  const saga = new Saga(op.operationId, machineId);
+  // Runs recorded before merged bookkeeping wrote every step record at once, and released the machine and
+  // finished the operation in two writes (replay keeps them so).
+  const merged = patched('merged-bookkeeping');
+  const saga = new Saga(op.operationId, machineId, merged);
   let result: T;
   try {
     // Never cancelled halfway: the operation row must exist whatever happens next.
@@ -263,27 +285,45 @@ export async function runOperation<T>(
     const failure = toOperationFailure(err);
     await CancellationScope.nonCancellable(async () => {
       await hooks.onFailure?.(err, cancelled, failedUndos);
-      if (machineId) await dbUndo.releaseMachine({ machineId, operationId: op.operationId });
       const suffix = failedUndos.length ? ` (compensation failed: ${failedUndos.join(', ')})` : '';
-      await dbUndo.finishOperation({
-        operationId: op.operationId,
+      await finishOperation(saga, op.operationId, merged, {
         status: cancelled ? 'cancelled' : 'failed',
         error: failure.message + suffix,
-        at: new Date().toISOString(),
       });
     });
     throw failure;
   }
   // The work is done: a cancellation arriving now must not undo a finished machine.
-  await CancellationScope.nonCancellable(async () => {
-    if (machineId) await dbUndo.releaseMachine({ machineId, operationId: op.operationId });
-    await dbUndo.finishOperation({
-      operationId: op.operationId,
-      status: 'succeeded',
-      at: new Date().toISOString(),
-    });
-  });
+  await CancellationScope.nonCancellable(() =>
+    finishOperation(saga, op.operationId, merged, { status: 'succeeded' }),
+  );
   return result;
+}
+
+/**
+ * The last writes of an operation: the end of its hold on its machine (if any), then its outcome. Merged
+ * (`merged`): one write that also carries the step records not written yet.
+ */
+async function finishOperation(
+  saga: Saga,
+  operationId: string,
+  merged: boolean,
+  outcome: { status: 'succeeded' | 'failed' | 'cancelled'; error?: string },
+): Promise<void> {
+  const { machineId } = saga;
+  if (merged) {
+    await dbUndo.finishOperation({
+      operationId,
+      ...outcome,
+      at: new Date().toISOString(),
+      releaseMachineId: machineId,
+      machineId,
+      steps: saga.takeUnwritten(),
+    });
+    return;
+  }
+  if (machineId) await dbUndo.releaseMachine({ machineId, operationId });
+  await dbUndo.finishOperation({ operationId, ...outcome, at: new Date().toISOString() });
 }
 
 /**

@@ -10,6 +10,13 @@ import { Connection } from '@temporalio/client';
 
 const root = path.resolve(__dirname, '../..');
 
+/**
+ * The dev server's latency settings, the same as scripts/temporal.sh's (docs/performance.md): the history
+ * service reads each shard's transfer queue (which hands workflow and activity tasks to matching) at most
+ * 20 times a second by default, so every task waited up to 50 ms, twice per activity.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = ['history.transferProcessorMaxPollRPS=1000'];
+
 /** A running dev server. */
 export interface DevServer {
   address: string;
@@ -78,6 +85,7 @@ export async function startDevServer(opts: { port?: number; logName?: string } =
       'MachineId=Keyword',
       '--search-attribute',
       'OperationType=Keyword',
+      ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
     ],
     { stdio: ['ignore', openSync(logFile, 'w'), openSync(logFile, 'a')], detached: true },
   );

@@ -307,12 +307,27 @@ export class Stubs {
         const input: unknown = args[0];
         if (name === 'recordStep') {
           const s = input as { step: string; status: string; error?: string };
-          this.steps.push({ step: s.step, status: s.status, ...(s.error ? { error: s.error } : {}) });
+          this.pushSteps([{ name: s.step, ...s }]);
+          return fn(...args);
+        }
+        if (name === 'recordSteps') {
+          this.pushSteps((input as { steps: Array<{ name: string; status: string; error?: string }> }).steps);
           return fn(...args);
         }
         if (name === 'releaseMachine') {
           this.releases.push(input as { machineId: string; operationId: string });
           return fn(...args);
+        }
+        if (name === 'finishOperation') {
+          // The closing write carries the last step records and the machine's release (merged bookkeeping).
+          const fin = input as {
+            operationId: string;
+            releaseMachineId?: string | null;
+            steps?: Array<{ name: string; status: string; error?: string }>;
+          };
+          this.pushSteps(fin.steps ?? []);
+          if (fin.releaseMachineId)
+            this.releases.push({ machineId: fin.releaseMachineId, operationId: fin.operationId });
         }
         const label = labelOf(name, input);
         this.calls.push({ label, name, input });
@@ -325,6 +340,16 @@ export class Stubs {
       };
     }
     return out as T;
+  }
+
+  private pushSteps(steps: Array<{ name: string; status: string; error?: string }>): void {
+    for (const s of steps)
+      this.steps.push({ step: s.name, status: s.status, ...(s.error ? { error: s.error } : {}) });
+  }
+
+  private linkedClones(machineId: string): number {
+    return [...this.world.machines.values()].filter((m) => m.sourceMachineId === machineId && m.linkedClone)
+      .length;
   }
 
   private maybeFail(label: string, name: string, input: unknown): void {
@@ -392,7 +417,10 @@ export class Stubs {
         const op = world.operations.get(input.operationId);
         if (op && op.status === 'running') op.result = structuredClone(input.result);
       },
+      recordSteps: async () => undefined,
       finishOperation: async (input) => {
+        const held = input.releaseMachineId ? world.machines.get(input.releaseMachineId) : undefined;
+        if (held && held.currentOperationId === input.operationId) held.currentOperationId = null;
         const op = world.operations.get(input.operationId);
         if (op && op.status === 'running') Object.assign(op, { status: input.status, error: input.error });
       },
@@ -459,8 +487,18 @@ export class Stubs {
         const m = world.machines.get(machineId);
         return m ? view(m) : null;
       },
-      countLinkedClones: async (machineId) =>
-        [...world.machines.values()].filter((m) => m.sourceMachineId === machineId && m.linkedClone).length,
+      countLinkedClones: async (machineId) => this.linkedClones(machineId),
+      planDestroy: async (machineId) => {
+        const m = world.machines.get(machineId);
+        if (m && this.linkedClones(machineId) > 0) {
+          throw ApplicationFailure.create({
+            type: FailureType.Refused,
+            message: 'this machine backs linked clones: destroy them first',
+            nonRetryable: true,
+          });
+        }
+        return m ? view(m) : null;
+      },
       setMachineStatus: async (input) => {
         const m = this.requireMachine(input.machineId);
         if (input.onlyIfHeldBy !== undefined && m.currentOperationId !== input.onlyIfHeldBy) return view(m);

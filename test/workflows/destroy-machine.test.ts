@@ -37,13 +37,7 @@ function setUp(
   };
 }
 
-const HEAD = [
-  'beginOperation',
-  'getMachine',
-  'countLinkedClones',
-  'setMachineStatus:destroying',
-  'getDomainState',
-];
+const HEAD = ['beginOperation', 'planDestroy', 'setMachineStatus:destroying', 'getDomainState'];
 const REMOVE = ['undefineDomain', 'deleteVolume', 'removeVmFilter', 'pruneFilters', 'deleteMachine'];
 
 describe('destroyMachine', () => {
@@ -100,7 +94,7 @@ describe('destroyMachine', () => {
     const result = await h.withWorkers(stubs, (run) => run.execute('destroyMachine', input));
 
     expect(result).toEqual({ machineId: input.machineId, status: 'destroyed', outcome: 'noop' });
-    expect(stubs.labels()).toEqual(['beginOperation', 'getMachine', 'finishOperation:succeeded']);
+    expect(stubs.labels()).toEqual(['beginOperation', 'planDestroy', 'finishOperation:succeeded']);
   });
 
   it('a machine that backs linked clones is refused and left as it was', async () => {
@@ -116,13 +110,7 @@ describe('destroyMachine', () => {
     });
 
     expect(failure.message).toMatch(/linked clones/);
-    expect(stubs.labels()).toEqual([
-      'beginOperation',
-      'getMachine',
-      'countLinkedClones',
-      'getMachine',
-      'finishOperation:failed',
-    ]);
+    expect(stubs.labels()).toEqual(['beginOperation', 'planDestroy', 'getMachine', 'finishOperation:failed']);
     expect(stubs.world.machines.get(m.id)).toMatchObject({ status: 'off', currentOperationId: null });
     expect(stubs.leftovers(m.id)).toEqual(['volume', 'domain', 'filter']);
   });
@@ -137,8 +125,7 @@ describe('destroyMachine', () => {
 
     expect(stubs.labels()).toEqual([
       'beginOperation',
-      'getMachine',
-      'countLinkedClones',
+      'planDestroy',
       'setMachineStatus:destroying',
       'getMachine',
       'finishOperation:failed',

@@ -179,6 +179,38 @@ export const SCENARIOS: Scenario[] = [
     stubs: (host) => ({ machines: [imaged(host)] }),
     run: async (run) => settle(await run.start('destroyMachine', onRecorded)),
   },
+  // Merged bookkeeping (a step's end written with the next record, the release with the outcome) and the
+  // destroy's one-read validation: recorded beside the runs before them (docs/performance.md).
+  {
+    name: 'createMachine.merged-off',
+    workflow: 'createMachine',
+    stubs: () => ({}),
+    run: async (run) => settle(await run.start('createMachine', create(false))),
+  },
+  {
+    name: 'createMachine.merged-fail-startDomain',
+    workflow: 'createMachine',
+    stubs: () => ({ fail: { startDomain: INJECTED } }),
+    run: async (run) => settle(await run.start('createMachine', create(true))),
+  },
+  {
+    name: 'createMachine.merged-cancel-createVolume',
+    workflow: 'createMachine',
+    stubs: () => ({}),
+    run: (run, s) => cancelDuring(s, 'createVolume', () => run.start('createMachine', create(false))),
+  },
+  {
+    name: 'destroyMachine.merged-off',
+    workflow: 'destroyMachine',
+    stubs: (host) => ({ machines: [existing(host)] }),
+    run: async (run) => settle(await run.start('destroyMachine', onRecorded)),
+  },
+  {
+    name: 'destroyMachine.merged-fail-deleteVolume',
+    workflow: 'destroyMachine',
+    stubs: (host) => ({ machines: [existing(host)], fail: { deleteVolume: INJECTED } }),
+    run: async (run) => settle(await run.start('destroyMachine', onRecorded)),
+  },
   ...NETWORK_SCENARIOS,
   ...FIREWALL_SCENARIOS,
   ...IMAGE_SCENARIOS,
