@@ -29,3 +29,19 @@ wait_for() {
 # A stamp file per step, holding a hash of what the step depends on.
 stamp_ok() { [ -f "$VMFLOW_STATE/stamps/$1" ] && [ "$(cat "$VMFLOW_STATE/stamps/$1")" = "$2" ]; }
 stamp_set() { mkdir -p "$VMFLOW_STATE/stamps"; printf '%s' "$2" >"$VMFLOW_STATE/stamps/$1"; }
+
+# apt-get that waits for another apt or dpkg run (a second set-up, an unattended upgrade) to release its locks
+# instead of failing at once: dpkg's lock through apt's own timeout, the package lists' lock by retrying while
+# an apt or dpkg process runs (up to 10 minutes).
+apt_get() {
+  local tries=0 rc
+  while true; do
+    rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    tries=$((tries + 1))
+    if [ "$tries" -ge 120 ] || ! pgrep -x 'apt-get|apt|dpkg|unattended-upgr' >/dev/null; then return "$rc"; fi
+    log "apt-get: another apt or dpkg run holds its lock; waiting"
+    sleep 5
+  done
+}

@@ -24,13 +24,13 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt_get update -qq
     # No package may start its service here (prometheus would listen on every interface): without systemd,
     # invoke-rc.d asks policy-rc.d, so one that says no is put in place for the install if none exists.
     local policy=/usr/sbin/policy-rc.d made_policy=
     if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1; fi
     local rc=0
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
     if [ -n "$made_policy" ]; then rm -f "$policy"; fi
     [ "$rc" -eq 0 ] || die "apt-get install failed (exit $rc)"
   fi
@@ -138,7 +138,7 @@ ensure_mariadb() {
     *@127.0.0.1:*|*@localhost:*|*@127.0.0.1/*|*@localhost/*) ;;
     *) return ;;
   esac
-  command -v mysqladmin >/dev/null || { log "installing MariaDB"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null; }
+  command -v mysqladmin >/dev/null || { log "installing MariaDB"; apt_get install -y -qq --no-install-recommends mariadb-server >/dev/null; }
   if ! db_reachable; then
     log "starting MariaDB"
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
@@ -155,7 +155,7 @@ ensure_redis() {
     redis://127.0.0.1:6379*|redis://localhost:6379*) ;;
     *) return ;;
   esac
-  command -v redis-server >/dev/null || { log "installing Redis"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+  command -v redis-server >/dev/null || { log "installing Redis"; apt_get install -y -qq --no-install-recommends redis-server >/dev/null; }
   if ! redis_reachable; then
     log "starting Redis on 127.0.0.1:6379 (no persistence)"
     mkdir -p /var/lib/redis /var/log/redis

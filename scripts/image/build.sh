@@ -72,8 +72,8 @@ ensure_host_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages for the image build: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_get update -qq
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
 ensure_host_packages
