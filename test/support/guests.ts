@@ -69,6 +69,34 @@ export async function uploadProjectImage(h: ApiHarness, admin: User, hostName: s
   return imageId;
 }
 
+/**
+ * The project's image uploaded through the API ({@link uploadProjectImage}) and a template on it (1 vCPU,
+ * 1 GiB, a 4 GiB linked disk) named `<prefix>-<random>`: what a suite that boots the guest starts from.
+ */
+export async function projectImageTemplate(
+  h: ApiHarness,
+  admin: User,
+  hostName: string,
+  prefix: string,
+): Promise<{ imageId: string; templateId: string }> {
+  const imageId = await uploadProjectImage(h, admin, hostName);
+  const template = await h.call('POST', '/api/templates', {
+    as: admin,
+    body: {
+      name: `${prefix}-${randomUUID().slice(0, 8)}`,
+      cpu: 1,
+      memory: 1024,
+      storage: 4,
+      os: 'debian-12',
+      imageId,
+      diskMode: 'linked',
+    },
+  });
+  if (template.status !== 201) throw new Error(`the template was refused: ${JSON.stringify(template.body)}`);
+  expect(template.body).toMatchObject({ imageId, diskMode: 'linked' });
+  return { imageId, templateId: template.body.id };
+}
+
 /** What a program run in the guest returned. */
 export interface GuestRun {
   code: number;

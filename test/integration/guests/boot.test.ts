@@ -32,7 +32,7 @@ import { seedDepartment, seedUser } from '../../support/db';
 import { NO_HYPERVISOR_TRACE, tracesOf } from '../../support/leftovers';
 import { waitFor } from '../../support/machines';
 import { NETNS } from '../../support/networks';
-import { guestConnects, guestExec, listenIn, uploadProjectImage } from '../../support/guests';
+import { guestConnects, guestExec, listenIn, projectImageTemplate } from '../../support/guests';
 import { startStack, TEST_NETWORK, TEST_POOL, type Stack } from '../../support/stack';
 
 jest.setTimeout(20 * 60_000);
@@ -134,24 +134,8 @@ describe('a machine from the project image boots and is provisioned', () => {
     ]);
     publicKey = readFileSync(`${work}/key.pub`, 'utf8').trim();
 
-    // The image, uploaded through the API as an operator would (streamed, sha256 checked).
-    imageId = await uploadProjectImage(h, admin, stack.hostName);
-
-    const template = await h.call('POST', '/api/templates', {
-      as: admin,
-      body: {
-        name: `debian-small-${randomUUID().slice(0, 8)}`,
-        cpu: 1,
-        memory: 1024,
-        storage: 4,
-        os: 'debian-12',
-        imageId,
-        diskMode: 'linked',
-      },
-    });
-    expect(template.status).toBe(201);
-    expect(template.body).toMatchObject({ imageId, diskMode: 'linked' });
-    templateId = template.body.id;
+    // The image, uploaded through the API as an operator would (streamed, sha256 checked), and a template on it.
+    ({ imageId, templateId } = await projectImageTemplate(h, admin, stack.hostName, 'debian-small'));
 
     const create = await h.call('POST', '/api/machines', {
       as: alice,

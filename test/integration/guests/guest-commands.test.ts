@@ -19,7 +19,7 @@ import { GUEST_EXEC_MAX_OUTPUT_BYTES } from '../../../src/workflows/shared';
 import { startApi, type ApiHarness } from '../../support/api-harness';
 import { deleteAndWait, operationEnded } from '../../support/api-operations';
 import { seedDepartment, seedUser } from '../../support/db';
-import { uploadProjectImage } from '../../support/guests';
+import { projectImageTemplate } from '../../support/guests';
 import { waitFor } from '../../support/machines';
 import { startStack, type Stack } from '../../support/stack';
 
@@ -102,21 +102,7 @@ describe('guest reads and commands on a booted guest', () => {
       [alice, 'MEMBER'],
     ]);
     await seedDepartment(stack.dataSource, [[stranger, 'MANAGER']]);
-    imageId = await uploadProjectImage(h, admin, stack.hostName);
-    const template = await h.call('POST', '/api/templates', {
-      as: admin,
-      body: {
-        name: `guest-cmd-${randomUUID().slice(0, 8)}`,
-        cpu: 1,
-        memory: 1024,
-        storage: 4,
-        os: 'debian-12',
-        imageId,
-        diskMode: 'linked',
-      },
-    });
-    expect(template.status).toBe(201);
-    templateId = template.body.id;
+    ({ imageId, templateId } = await projectImageTemplate(h, admin, stack.hostName, 'guest-cmd'));
     const create = await h.call('POST', '/api/machines', {
       as: alice,
       body: {
