@@ -7,7 +7,7 @@ import { Machine } from '../../entities/machine';
 import { type ApiContext } from '../context';
 import { loadVisibleEvents } from '../events';
 import { forbidden, notFound, ProblemError, refused } from '../errors';
-import { canOperateMachine, isAdmin } from '../permissions';
+import { canOperateMachine, isAdmin, manages } from '../permissions';
 import { acceptedAs, ok, routesFor, type RouteSpec } from '../route';
 import {
   EventsQuery,
@@ -47,9 +47,20 @@ export function systemRoutes(ctx: ApiContext): RouteSpec[] {
       'An operation: status, steps, error and its Temporal Web UI link',
       { params: IdParams, problems: [404], responses: ok('the operation', OperationSchema) },
       async ({ principal, params }) => {
-        if (!(await ctx.operations.visible(principal, params.id))) throw notFound('operation');
+        const ref = await ctx.operations.visible(principal, params.id);
+        if (!ref) throw notFound('operation');
         const view = await ctx.operations.view(params.id);
         if (!view) throw notFound('operation');
+        // A guest command's output (what `cat` of a secret file printed) is for those who may run commands
+        // (admins, the department's managers), not for every user who may see the machine.
+        if (
+          view.result &&
+          !isAdmin(principal) &&
+          !(ref.departmentId && manages(principal, ref.departmentId))
+        ) {
+          const { result: _withheld, ...rest } = view;
+          return { status: 200, body: rest };
+        }
         return { status: 200, body: view };
       },
     ),

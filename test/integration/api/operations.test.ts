@@ -335,6 +335,38 @@ describe('machine operations over HTTP, followed over Socket.IO', () => {
     expect((await h.call('GET', `/api/machines/${created.body.machine.id}`, { as: owner })).status).toBe(404);
   }, 300_000);
 
+  it("a guest command's stored output is shown to those who may run commands only (admins, managers)", async () => {
+    const created = await create(`api output ${randomUUID().slice(0, 6)}`);
+    expect((await op(created.body.operation.id)).status).toBe('succeeded');
+    const id = randomUUID();
+    // What a guest exec that printed a secret file leaves (written as the workflow would: the row's result).
+    await stack.dataSource.getRepository(Operation).insert({
+      id,
+      workflowId: `vm-${created.body.machine.id}`,
+      type: 'guest_exec',
+      machineId: created.body.machine.id,
+      resource: 'vms',
+      resourceId: created.body.machine.id,
+      actorId: manager.id,
+      idempotencyKey: null,
+      status: 'succeeded',
+      steps: [],
+      input: { command: '/bin/cat', args: ['/etc/shadow'] },
+      error: null,
+      result: { exitCode: 0, stdout: 'root:$6$secret-hash:19000:0:99999:7:::' },
+      startedAt: new Date(),
+      finishedAt: new Date(),
+    });
+    const asOwner = await h.call('GET', `/api/operations/${id}`, { as: owner });
+    expect(asOwner.status).toBe(200);
+    expect(asOwner.body).toMatchObject({ id, type: 'guest_exec', status: 'succeeded' });
+    expect(asOwner.body).not.toHaveProperty('result');
+    expect(JSON.stringify(asOwner.body)).not.toContain('secret-hash');
+    const asManager = await h.call('GET', `/api/operations/${id}`, { as: manager });
+    expect(asManager.body.result).toEqual({ exitCode: 0, stdout: 'root:$6$secret-hash:19000:0:99999:7:::' });
+    expect((await h.call('GET', `/api/operations/${id}`, { as: stranger })).status).toBe(404);
+  }, 300_000);
+
   it('409 names the running operation; cancel stops it and its compensation leaves the machine as it was', async () => {
     const created = await create(`api busy ${randomUUID().slice(0, 6)}`, { start: true });
     const machineId = created.body.machine.id as string;
