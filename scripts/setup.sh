@@ -28,11 +28,28 @@ ensure_packages() {
     # No package may start its service here (prometheus would listen on every interface): without systemd,
     # invoke-rc.d asks policy-rc.d, so one that says no is put in place for the install if none exists.
     local policy=/usr/sbin/policy-rc.d made_policy=
-    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1; fi
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+      # Interrupted before it is removed, it would keep every later package's service from starting.
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     local rc=0
     apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
-    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+    if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
     [ "$rc" -eq 0 ] || die "apt-get install failed (exit $rc)"
+  fi
+  disable_prometheus_server
+}
+
+# vmflow needs only promtool from Debian's prometheus package (tests check expositions with it): the server it
+# ships must not start, now or at the next boot (it would listen on every interface). Its package enables it.
+disable_prometheus_server() {
+  [ -e /lib/systemd/system/prometheus.service ] || [ -e /etc/init.d/prometheus ] || return 0
+  rm -f /etc/systemd/system/multi-user.target.wants/prometheus.service
+  [ "$(readlink /etc/systemd/system/prometheus.service 2>/dev/null)" = /dev/null ] ||
+    ln -sfn /dev/null /etc/systemd/system/prometheus.service
+  if [ -e /etc/init.d/prometheus ] && command -v update-rc.d >/dev/null; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 }
 
