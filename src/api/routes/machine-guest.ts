@@ -34,6 +34,7 @@ import {
   GuestServiceParams,
   GuestServicesSchema,
 } from '../schemas-guest';
+import { SingleFlight } from '../single-flight';
 
 /** How long a read waits for the guest (then 504). */
 export const GUEST_READ_TIMEOUT_MS = 30_000;
@@ -76,6 +77,14 @@ async function runningOn(ctx: ApiContext, m: Machine): Promise<string> {
   return host;
 }
 
+/**
+ * The guest reads in flight in this API process, by machine and kind: a read asked for while the same one
+ * runs joins it instead of starting another workflow and host activity (each may take the whole read
+ * timeout), so however many clients ask, a VM has at most one read of each kind in flight per API process
+ * and a burst of reads cannot fill its host's task queue ahead of the sagas' steps.
+ */
+const readsInFlight = new WeakMap<ApiContext, SingleFlight<GuestReadOutcome>>();
+
 /** Reads `what` from the guest of a machine the caller may see, on its host, within the read timeout. */
 async function readGuest(ctx: ApiContext, p: Principal, id: string, what: GuestReadKind): Promise<unknown> {
   const m = await visibleMachine(ctx, p, id);
@@ -86,11 +95,19 @@ async function readGuest(ctx: ApiContext, p: Principal, id: string, what: GuestR
     what,
     timeoutMs: GUEST_READ_TIMEOUT_MS,
   };
-  let outcome: GuestReadOutcome;
+  let reads = readsInFlight.get(ctx);
+  if (!reads) readsInFlight.set(ctx, (reads = new SingleFlight()));
+  const outcome = await reads.run(`${m.id}:${what}`, () => startRead(ctx, input));
+  if (!outcome.ok) throw guestReadProblem(outcome);
+  return outcome.value;
+}
+
+/** Runs one guest read (the `readGuest` workflow, whose one activity runs on the machine's host). */
+async function startRead(ctx: ApiContext, input: ReadGuestInput): Promise<GuestReadOutcome> {
   try {
-    outcome = await ctx.temporal.workflow.execute('readGuest', {
+    return await ctx.temporal.workflow.execute('readGuest', {
       taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: `guest-read-${m.id}-${randomUUID()}`,
+      workflowId: `guest-read-${input.machineId}-${randomUUID()}`,
       args: [input],
       // A backstop for a control worker that is not running: the activity's own bound ends a read sooner.
       workflowExecutionTimeout: GUEST_READ_TIMEOUT_MS + 15_000,
@@ -100,8 +117,6 @@ async function readGuest(ctx: ApiContext, p: Principal, id: string, what: GuestR
       throw tooSlow('the read was not run in time (is the worker running?)');
     throw err;
   }
-  if (!outcome.ok) throw guestReadProblem(outcome);
-  return outcome.value;
 }
 
 /** A machine the caller may command in (404 unseen, 403 not a manager), idle (409) and running (503). */
