@@ -175,7 +175,10 @@ export function createApp(deps: AppDeps): VmflowApi {
   app.use(express.json({ limit: '256kb' }));
   const router = Router();
   const auth = authenticate(principals, deps.config.jwtSecret);
-  const idempotency = new IdempotencyStore(deps.dataSource, deps.idempotency);
+  const idempotency = new IdempotencyStore(deps.dataSource, {
+    ...deps.idempotency,
+    hashKey: deps.config.secretsKey,
+  });
   for (const r of routes) mount(router, r, { authenticate: auth, idempotency });
   app.use(router);
   app.use('/api/docs', swaggerUi.serve, swaggerUi.setup(doc as never, { customSiteTitle: 'vmflow API' }));

@@ -10,8 +10,7 @@
  *   is already running or recorded is recognised as the same operation).
  * - The same key with another method, path or body is refused (422).
  */
-import { createHash } from 'node:crypto';
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { type DataSource } from 'typeorm';
 import { IdempotencyRecord } from '../entities/idempotency-record';
 import { ProblemError } from './errors';
@@ -35,6 +34,11 @@ export interface IdempotencyOptions {
   /** How long a concurrent duplicate waits for the first request's response. */
   waitMs?: number;
   pollMs?: number;
+  /**
+   * The server-side secret the stored request hashes are keyed with (see {@link requestHash}). Without it
+   * (tests of the store alone), plain sha256.
+   */
+  hashKey?: string;
 }
 
 function stable(value: unknown): string {
@@ -49,11 +53,17 @@ function stable(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** sha256 of method, path and body (key order does not matter). */
-export function requestHash(method: string, path: string, body: unknown): string {
-  return createHash('sha256')
-    .update(`${method.toUpperCase()} ${path}\n${stable(body ?? null)}`)
-    .digest('hex');
+/**
+ * The hash of method, path and body (key order does not matter) that a key's stored record compares a retry
+ * with. Keyed (HMAC-SHA256 with a key derived from `secret`) when a secret is given: a body may carry a
+ * user's secret (an exec's stdin), and the stored hash must not let anyone who reads the table test guesses
+ * of it offline.
+ */
+export function requestHash(method: string, path: string, body: unknown, secret?: string): string {
+  const text = `${method.toUpperCase()} ${path}\n${stable(body ?? null)}`;
+  if (secret === undefined) return createHash('sha256').update(text).digest('hex');
+  const key = createHmac('sha256', secret).update('vmflow idempotency request hash').digest();
+  return createHmac('sha256', key).update(text).digest('hex');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,6 +81,14 @@ export class IdempotencyStore {
     this.leaseMs = opts.leaseMs ?? 30_000;
     this.waitMs = opts.waitMs ?? 15_000;
     this.pollMs = opts.pollMs ?? 50;
+    this.hashKey = opts.hashKey;
+  }
+
+  private readonly hashKey: string | undefined;
+
+  /** {@link requestHash} with this store's key. */
+  hash(method: string, path: string, body: unknown): string {
+    return requestHash(method, path, body, this.hashKey);
   }
 
   /** Runs `exec` once per (caller, key); returns its result, or the stored one on a retry. */

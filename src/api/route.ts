@@ -11,7 +11,7 @@ import { OperationConflictError } from '../client/errors';
 import { principalOf } from './auth';
 import { badRequest, conflictFromOperation, ProblemError, zodFieldErrors } from './errors';
 import { accepted, type HandlerResult, type RequestIds } from './handler';
-import { type IdempotencyStore, requestHash } from './idempotency';
+import { type IdempotencyStore } from './idempotency';
 import { type Principal } from './permissions';
 import { OperationResponse, ProblemSchema } from './schemas';
 
@@ -204,7 +204,7 @@ export function mount(
         key: rawKey,
         method: req.method,
         path: req.originalUrl,
-        hash: requestHash(req.method, req.originalUrl, req.body),
+        hash: deps.idempotency.hash(req.method, req.originalUrl, req.body),
       },
       run,
     );

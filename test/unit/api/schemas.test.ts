@@ -61,5 +61,19 @@ describe('cursors and fingerprints', () => {
     expect(requestHash('POST', '/api/machines', { a: 2, b: { c: 2, d: [1, 2] } })).not.toBe(a);
     expect(requestHash('POST', '/api/machines/x', { a: 1, b: { c: 2, d: [1, 2] } })).not.toBe(a);
     expect(requestHash('PATCH', '/api/machines', { a: 1, b: { c: 2, d: [1, 2] } })).not.toBe(a);
+    // Keyed with the server's secret (a body may carry a user's secret): not the plain hash, not another
+    // key's, still independent of key order.
+    const body = { command: '/usr/sbin/chpasswd', stdin: 'root:pw' };
+    const keyed = requestHash('POST', '/api/machines/m/guest/exec', body, 'server-secret');
+    expect(keyed).not.toBe(requestHash('POST', '/api/machines/m/guest/exec', body));
+    expect(keyed).not.toBe(requestHash('POST', '/api/machines/m/guest/exec', body, 'other-secret'));
+    expect(
+      requestHash(
+        'POST',
+        '/api/machines/m/guest/exec',
+        { stdin: 'root:pw', command: '/usr/sbin/chpasswd' },
+        'server-secret',
+      ),
+    ).toBe(keyed);
   });
 });
