@@ -13,8 +13,9 @@
  *
  * Memory is bounded by the running VMs: one previous reading per owned domain and one ownership verdict
  * per vmflow domain (ours or not) seen in the last reading; a domain that stops is forgotten at the next
- * one. A verdict is re-asked every `ownsTtlMs`, so a foreign domain costs one `owns` query per TTL. Nothing here throws out of the loop:
- * a failed step is logged and the next interval tries again.
+ * one. A verdict is re-asked every `ownsTtlMs`, so a foreign domain costs one `owns` query per TTL, not
+ * one per interval. Nothing here throws out of the loop: a failed step is logged and the next interval
+ * tries again.
  */
 import { type Logger } from 'pino';
 import { type DataSource } from 'typeorm';
