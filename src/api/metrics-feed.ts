@@ -18,6 +18,13 @@
  * department changes (the relay has refreshed the principals of the sockets concerned), every
  * subscription is checked again against the stored VM. A socket that may no longer see the VM leaves its
  * room and is told so (`vms:metrics:unsubscribed {machineId}`).
+ *
+ * Subscriptions in flight. A subscribe that is still reading the VM counts against the socket's cap (so a
+ * burst of subscribes costs at most `maxPerSocket` reads), an unsubscribe (or a disconnect) sent meanwhile
+ * cancels it (it joins nothing; its ack is still `{ok: true}`), and a VM event that arrives during the read
+ * bumps the VM's generation: the subscribe then reads the VM again and checks the current row, so a VM that
+ * moved out of the caller's sight during the read is never joined, nor its stored owner and department
+ * replaced by an older row.
  */
 import { type Logger } from 'pino';
 import { type Server, type Socket } from 'socket.io';
@@ -71,6 +78,12 @@ export class MetricsFeed {
   private io: Server | null = null;
   /** The owner and department of each subscribed VM (checked on subscribe, refreshed on its events). */
   private readonly refs = new Map<string, MachineRef>();
+  /** Per VM, how many VM events arrived (a read that overlapped one is stale: see {@link subscribe}). */
+  private readonly generation = new Map<string, number>();
+  /** Per VM, the subscribes reading it now (its events bump the generation while there are any). */
+  private readonly reading = new Map<string, number>();
+  /** Per socket, its subscribes in flight by VM (each a token: an unsubscribe or a newer subscribe drops it). */
+  private readonly pending = new Map<string, Map<string, object>>();
   /** The time of the newest sample emitted per VM. */
   private readonly emitted = new Map<string, number>();
   private readonly throttle: Throttle;
@@ -85,6 +98,13 @@ export class MetricsFeed {
   private again = false;
   /** Emissions so far (tests, gauges). */
   emittedCount = 0;
+
+  /** Subscribes still reading their VM (tests, gauges): none once each is answered or its socket gone. */
+  get inFlight(): number {
+    let n = 0;
+    for (const k of this.reading.values()) n += k;
+    return n;
+  }
 
   constructor(
     private readonly ds: DataSource,
@@ -133,9 +153,13 @@ export class MetricsFeed {
     });
     socket.on(METRICS_UNSUBSCRIBE, (msg: unknown, ack?: unknown) => {
       const parsed = SubscribeMessage.safeParse(msg);
-      if (parsed.success) void socket.leave(metricsRoom(parsed.data.machineId));
+      if (parsed.success) {
+        this.pending.get(socket.id)?.delete(parsed.data.machineId); // a subscribe in flight joins nothing
+        void socket.leave(metricsRoom(parsed.data.machineId));
+      }
       if (typeof ack === 'function') (ack as (a: SubscribeAck) => void)({ ok: true });
     });
+    socket.on('disconnect', () => this.pending.delete(socket.id));
   }
 
   private async subscribe(socket: Socket, msg: unknown): Promise<SubscribeAck> {
@@ -143,29 +167,58 @@ export class MetricsFeed {
     if (!parsed.success)
       return { ok: false, status: 400, detail: 'machineId: a machine id (UUID) is required' };
     const { machineId } = parsed.data;
-    const mine = [...socket.rooms].filter((r) => r.startsWith(METRICS_ROOM_PREFIX)).length;
-    if (mine >= this.maxPerSocket && !socket.rooms.has(metricsRoom(machineId)))
-      return { ok: false, status: 429, detail: `at most ${this.maxPerSocket} subscriptions per connection` };
-    const m = await this.ds.getRepository(Machine).findOne({
-      where: { id: machineId },
-      select: { id: true, ownerId: true, departmentId: true },
-    });
-    const p = (socket.data as SocketData).principal;
-    if (!m || !canViewMachine(p, m)) return { ok: false, status: 404, detail: 'machine not found' };
     if (!socket.connected) return { ok: true };
-    this.refs.set(machineId, { ownerId: m.ownerId, departmentId: m.departmentId });
-    await socket.join(metricsRoom(machineId));
-    return { ok: true };
+    const room = metricsRoom(machineId);
+    let inFlight = this.pending.get(socket.id);
+    const joined = [...socket.rooms].filter((r) => r.startsWith(METRICS_ROOM_PREFIX)).length;
+    const counted = joined + (inFlight?.size ?? 0);
+    if (counted >= this.maxPerSocket && !socket.rooms.has(room) && !inFlight?.has(machineId))
+      return { ok: false, status: 429, detail: `at most ${this.maxPerSocket} subscriptions per connection` };
+    if (!inFlight) this.pending.set(socket.id, (inFlight = new Map()));
+    const token = {};
+    inFlight.set(machineId, token);
+    this.reading.set(machineId, (this.reading.get(machineId) ?? 0) + 1);
+    try {
+      let m: Machine | null;
+      let gen: number;
+      do {
+        gen = this.generation.get(machineId) ?? 0;
+        m = await this.ds.getRepository(Machine).findOne({
+          where: { id: machineId },
+          select: { id: true, ownerId: true, departmentId: true },
+        });
+      } while (gen !== (this.generation.get(machineId) ?? 0)); // the VM changed meanwhile: read it again
+      // Unsubscribed (or superseded, or disconnected) while reading: nothing to join.
+      if (this.pending.get(socket.id)?.get(machineId) !== token || !socket.connected) return { ok: true };
+      const p = (socket.data as SocketData).principal;
+      if (!m || !canViewMachine(p, m)) return { ok: false, status: 404, detail: 'machine not found' };
+      this.refs.set(machineId, { ownerId: m.ownerId, departmentId: m.departmentId });
+      await socket.join(room);
+      return { ok: true };
+    } finally {
+      const n = (this.reading.get(machineId) ?? 1) - 1;
+      if (n > 0) this.reading.set(machineId, n);
+      else {
+        this.reading.delete(machineId);
+        if (!this.refs.has(machineId)) this.generation.delete(machineId);
+      }
+      const mine = this.pending.get(socket.id);
+      if (mine?.get(machineId) === token) mine.delete(machineId);
+      if (mine?.size === 0) this.pending.delete(socket.id);
+    }
   }
 
   /** Re-checks subscriptions after the relay delivered events (wired to `relay.onDelivered`). */
   onEvents(events: RoutedEvent[]): void {
-    if (!this.io || !this.refs.size) return;
+    if (!this.io || (!this.refs.size && !this.reading.size)) return;
     const vms = new Set<string>();
     let everyone = false;
     for (const { row } of events) {
-      if (row.resource === 'vms' && row.resourceId && this.refs.has(row.resourceId)) vms.add(row.resourceId);
-      else if (row.resource === 'users' || row.resource === 'departments') everyone = true;
+      const id = row.resource === 'vms' ? row.resourceId : null;
+      if (id && (this.refs.has(id) || this.reading.has(id))) {
+        this.generation.set(id, (this.generation.get(id) ?? 0) + 1); // a subscribe reading it reads again
+        if (this.refs.has(id)) vms.add(id);
+      } else if (row.resource === 'users' || row.resource === 'departments') everyone = true;
     }
     if (!vms.size && !everyone) return;
     void this.recheck(vms, everyone).catch((err: unknown) =>
@@ -174,19 +227,27 @@ export class MetricsFeed {
   }
 
   private async recheck(reload: Set<string>, everyone: boolean): Promise<void> {
+    const stale = new Set<string>();
     if (reload.size) {
+      const gens = new Map([...reload].map((id) => [id, this.generation.get(id) ?? 0]));
       const rows = await this.ds.getRepository(Machine).find({
         where: [...reload].map((id) => ({ id })),
         select: { id: true, ownerId: true, departmentId: true },
       });
       const found = new Map(rows.map((r) => [r.id, r]));
       for (const id of reload) {
+        // A newer event came during the read: its own re-check stores the newer row (never this older one).
+        if (gens.get(id) !== (this.generation.get(id) ?? 0)) {
+          stale.add(id);
+          continue;
+        }
         const m = found.get(id);
         if (m) this.refs.set(id, { ownerId: m.ownerId, departmentId: m.departmentId });
         else this.refs.delete(id); // deleted: nobody may follow it
       }
     }
     for (const id of everyone ? this.subscribed() : reload) {
+      if (stale.has(id)) continue;
       const ref = this.refs.get(id);
       for (const s of this.socketsIn(id)) {
         if (ref && canViewMachine((s.data as SocketData).principal, ref)) continue;
@@ -205,6 +266,7 @@ export class MetricsFeed {
       else {
         this.refs.delete(id);
         this.emitted.delete(id);
+        if (!this.reading.has(id)) this.generation.delete(id);
       }
     }
     return ids;

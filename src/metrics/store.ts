@@ -22,19 +22,24 @@ const MINUTE_COLUMNS = ['machineId', 'bucket', 'samples', 'agentSamples', 'cpuPc
 /** A finite number or null (NaN and ±Infinity never reach the table). */
 const val = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
 
-/** One multi-row INSERT per chunk; a row already there (same VM, same instant) is left as it is. */
+/**
+ * One multi-row INSERT per chunk; a row already there (same key) is updated with `onDuplicate`, or left as
+ * it is when `onDuplicate` is null (INSERT IGNORE).
+ */
 async function insertRows(
   ds: DataSource,
   table: string,
   columns: string[],
   rows: unknown[][],
-  onDuplicate: string,
+  onDuplicate: string | null,
 ): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     const chunk = rows.slice(i, i + INSERT_CHUNK);
     const one = `(${columns.map(() => '?').join(', ')})`;
+    const [verb, tail] =
+      onDuplicate === null ? ['INSERT IGNORE', ''] : ['INSERT', ` ON DUPLICATE KEY UPDATE ${onDuplicate}`];
     await ds.query(
-      `INSERT INTO \`${table}\` (${cols(columns)}) VALUES ${chunk.map(() => one).join(', ')} ON DUPLICATE KEY UPDATE ${onDuplicate}`,
+      `${verb} INTO \`${table}\` (${cols(columns)}) VALUES ${chunk.map(() => one).join(', ')}${tail}`,
       chunk.flat(),
     );
   }
@@ -89,13 +94,16 @@ export async function readRaw(
 /**
  * Computes the 1-minute rollups of the minutes in [from, to) (aligned to minutes by the caller) from the
  * raw rows, for the VMs of `hostId` (each host's worker rolls up its own VMs), and upserts them: running
- * it again over the same minutes rewrites the same rows. Returns the rows written.
+ * it again over the same minutes rewrites the same rows — unless `keep`, where a minute already stored is
+ * left as it is (a restarted worker catching up). Returns the rows computed. The caller bounds the span
+ * (one read of every raw row in it: see {@link rollupWindows}).
  */
 export async function rollupMinutes(
   ds: DataSource,
   from: Date,
   to: Date,
   hostId: string | null,
+  opts: { keep?: boolean } = {},
 ): Promise<RollupRow[]> {
   const rows = rollup(await readRaw(ds, from, to, hostId), ROLLUP_MS);
   const values = rows.map((r) => [
@@ -109,8 +117,30 @@ export async function rollupMinutes(
   const update = MINUTE_COLUMNS.slice(2)
     .map((c) => `\`${c}\` = VALUES(\`${c}\`)`)
     .join(', ');
-  await insertRows(ds, 'machine_metric_minute', MINUTE_COLUMNS, values, update);
+  await insertRows(ds, 'machine_metric_minute', MINUTE_COLUMNS, values, opts.keep ? null : update);
   return rows;
+}
+
+/**
+ * The spans [from, to) (ms, minute-aligned) that roll up the minutes in [from, upTo): at most
+ * `chunkMinutes` each, and none straddling `split` (so a span lies wholly before or after it: the
+ * catch-up of a restarted worker and the minutes that ended since are written differently).
+ */
+export function rollupWindows(
+  from: number,
+  upTo: number,
+  split: number,
+  chunkMinutes: number,
+): Array<[number, number]> {
+  const step = Math.max(1, Math.floor(chunkMinutes)) * ROLLUP_MS;
+  const out: Array<[number, number]> = [];
+  for (let t = from; t < upTo;) {
+    let to = Math.min(t + step, upTo);
+    if (t < split && to > split) to = split;
+    out.push([t, to]);
+    t = to;
+  }
+  return out;
 }
 
 /** What a purge removed. */

@@ -3,12 +3,19 @@
  * asks libvirt once for the bulk stats of every running domain (`Connection.getAllDomainStats`), keeps the
  * vmflow domains this host owns, turns two consecutive readings into rates (src/metrics/domain-stats.ts),
  * merges the latest fresh sample of vmflow's guest agent (from the agent watcher), and writes the whole
- * batch in one multi-row insert. Each minute it rolls up the minutes that ended (from the raw rows: a
- * restarted worker recomputes them the same way), and it purges rows past their retention.
+ * batch in one multi-row insert. Each minute it rolls up the minutes that ended (from the raw rows), and
+ * it purges rows past their retention.
  *
- * Memory is bounded by the running VMs: one previous reading and one ownership verdict per domain seen in
- * the last reading; a domain that stops is forgotten at the next one. Nothing here throws out of the loop:
- * a failed step is logged and the next interval tries again.
+ * A (re)started worker catches up on the minutes that raw retention still holds whole — from the minute
+ * after the one retention cuts into (that one is partly purged already) — in chunks of
+ * `rollupChunkMinutes` (one bounded read each), and leaves any minute already stored as it is (a previous
+ * worker computed it from the complete minute). The minutes that end while it runs are written as computed.
+ *
+ * Memory is bounded by the running VMs: one previous reading per owned domain and one ownership verdict
+ * per vmflow domain (ours or not) seen in the last reading; a domain that stops is forgotten at the next
+ * one. A verdict is re-asked every `ownsTtlMs`, so a foreign domain costs one `owns` query per TTL, not
+ * one per interval. Nothing here throws out of the loop: a failed step is logged and the next interval
+ * tries again.
  */
 import { type Logger } from 'pino';
 import { type DataSource } from 'typeorm';
@@ -16,7 +23,14 @@ import { type Connection } from '../libvirt/connection';
 import { type DomainCounters, hostMetrics, parseDomainStats, STATS_GROUPS } from '../metrics/domain-stats';
 import { type MetricPoint, toPoint } from '../metrics/point';
 import { bucketStart } from '../metrics/rollup';
-import { insertRaw, purgeMetrics, type PurgeResult, ROLLUP_MS, rollupMinutes } from '../metrics/store';
+import {
+  insertRaw,
+  purgeMetrics,
+  type PurgeResult,
+  ROLLUP_MS,
+  rollupMinutes,
+  rollupWindows,
+} from '../metrics/store';
 import { type AgentMetrics } from './agent-watcher';
 
 /** The collector's settings and what it reads from. */
@@ -38,6 +52,8 @@ export interface MetricsCollectorOptions {
   /** An agent sample older than this is not merged (default: two intervals, at least 30 s). */
   agentMaxAgeMs?: number;
   ownsTtlMs?: number;
+  /** Minutes rolled up per read when catching up (default 10). */
+  rollupChunkMinutes?: number;
   /** Called after each batch is committed (the live feed's wake-up). */
   onBatch?(points: MetricPoint[]): void;
 }
@@ -62,8 +78,15 @@ export function createMetricsCollector(opts: MetricsCollectorOptions): MetricsCo
   const ownsTtlMs = opts.ownsTtlMs ?? 60_000;
   const prev = new Map<string, { counters: DomainCounters; at: number }>();
   const owned = new Map<string, { owned: boolean; checkedAt: number }>();
-  /** Minutes before this one are rolled up. A (re)started worker recomputes what raw retention holds. */
-  let rolledTo = bucketStart(Date.now() - opts.rawRetentionS * 1000, ROLLUP_MS).getTime();
+  const chunkMinutes = opts.rollupChunkMinutes ?? 10;
+  const startedAt = Date.now();
+  /** Minutes that ended before this worker started: a previous one may have stored them (kept as stored). */
+  const caughtUpTo = bucketStart(startedAt, ROLLUP_MS).getTime();
+  /**
+   * Minutes before this one are rolled up. A (re)started worker starts at the first minute raw retention
+   * holds whole: the one it cuts into is partly purged, its mean would be wrong.
+   */
+  let rolledTo = bucketStart(startedAt - opts.rawRetentionS * 1000, ROLLUP_MS).getTime() + ROLLUP_MS;
   let lastPurge = 0;
   let timer: NodeJS.Timeout | null = null;
   let running = false;
@@ -83,8 +106,10 @@ export function createMetricsCollector(opts: MetricsCollectorOptions): MetricsCo
     const at = new Date(now);
     const points: MetricPoint[] = [];
     const seen = new Set<string>();
+    const present = new Set<string>();
     for (const record of records) {
       const cur = parseDomainStats(record);
+      if (cur.machineId) present.add(cur.machineId);
       if (!cur.machineId || seen.has(cur.machineId) || !(await isOwned(cur.machineId, now))) continue;
       seen.add(cur.machineId);
       const before = prev.get(cur.machineId);
@@ -95,7 +120,7 @@ export function createMetricsCollector(opts: MetricsCollectorOptions): MetricsCo
       points.push(toPoint(cur.machineId, at, host, fresh));
     }
     for (const id of prev.keys()) if (!seen.has(id)) prev.delete(id);
-    for (const id of owned.keys()) if (!seen.has(id)) owned.delete(id);
+    for (const id of owned.keys()) if (!present.has(id)) owned.delete(id); // foreign ones keep their verdict
     await insertRaw(opts.dataSource, points);
     if (points.length) opts.onBatch?.(points);
     return points;
@@ -103,10 +128,14 @@ export function createMetricsCollector(opts: MetricsCollectorOptions): MetricsCo
 
   const rollup = async (now = Date.now()): Promise<number> => {
     const upTo = bucketStart(now, ROLLUP_MS).getTime();
-    if (upTo <= rolledTo) return 0;
-    const rows = await rollupMinutes(opts.dataSource, new Date(rolledTo), new Date(upTo), opts.hostId);
-    rolledTo = upTo;
-    return rows.length;
+    let written = 0;
+    for (const [from, to] of rollupWindows(rolledTo, upTo, caughtUpTo, chunkMinutes)) {
+      const keep = to <= caughtUpTo; // catching up: a minute already stored stays as it is
+      written += (await rollupMinutes(opts.dataSource, new Date(from), new Date(to), opts.hostId, { keep }))
+        .length;
+      rolledTo = to;
+    }
+    return written;
   };
 
   const purge = (now = Date.now()): Promise<PurgeResult> =>

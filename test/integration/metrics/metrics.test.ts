@@ -9,7 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { METRICS_EVENT, METRICS_SUBSCRIBE, type SubscribeAck } from '../../../src/api/metrics-feed';
+import {
+  METRICS_EVENT,
+  METRICS_SUBSCRIBE,
+  METRICS_UNSUBSCRIBE,
+  type SubscribeAck,
+} from '../../../src/api/metrics-feed';
 import { Host } from '../../../src/entities/host';
 import { Machine } from '../../../src/entities/machine';
 import { type User } from '../../../src/entities/user';
@@ -17,7 +22,11 @@ import { METRICS_CHANNEL, redisWaker, redisWakeSource, type EventWaker } from '.
 import { publishEvent } from '../../../src/events/publish';
 import { METRIC_FIELDS } from '../../../src/metrics/point';
 import { insertRaw } from '../../../src/metrics/store';
-import { createMetricsCollector, type MetricsCollector } from '../../../src/worker/metrics-collector';
+import {
+  createMetricsCollector,
+  type MetricsCollector,
+  type MetricsCollectorOptions,
+} from '../../../src/worker/metrics-collector';
 import { startApi, type ApiHarness, type RecordingSocket } from '../../support/api-harness';
 import { seedDepartment, seedUser } from '../../support/db';
 import {
@@ -72,6 +81,22 @@ describe('VM metrics on the real stack', () => {
       id,
     ]) as Promise<any[]>;
 
+  const subscribe = (r: RecordingSocket, machineId: string) =>
+    new Promise<SubscribeAck>((resolve) => r.socket.emit(METRICS_SUBSCRIBE, { machineId }, resolve));
+  /** Moves the VM's row to a department and publishes its event (as the workflow that moves it would). */
+  const moveTo = async (departmentId: string) => {
+    await stack.dataSource.getRepository(Machine).update({ id: vmId }, { departmentId });
+    await publishEvent(stack.dataSource.manager, {
+      resource: 'vms',
+      action: 'update',
+      resourceId: vmId,
+      payload: { machine: { id: vmId } },
+      ownerId: world.owner.id,
+      departmentId,
+      dedupeKey: `test:${randomUUID()}`,
+    });
+  };
+
   beforeAll(async () => {
     stack = await startStack();
     world = await seedWorld(stack.dataSource);
@@ -105,20 +130,23 @@ describe('VM metrics on the real stack', () => {
     vmId = vm.machineId;
     made.push(vmId);
     memBytes = (await (await domainOf(stack, vmId)).getInfo()).memoryKiB * 1024; // virDomainGetInfo's view
-    collector = createMetricsCollector({
-      libvirt: stack.libvirt,
-      dataSource: stack.dataSource,
-      hostId,
-      // The worker's filter (src/worker/main.ts): only this host's machines.
-      owns: (id) => stack.dataSource.getRepository(Machine).exists({ where: { id, hostId } }),
-      agentSample: (id) => (agentOn && id === vmId ? { metrics: agentSample(), at: new Date() } : null),
-      logger: quiet,
-      intervalMs: INTERVAL_MS,
-      rawRetentionS: 3600,
-      rollupRetentionS: 7 * 86_400,
-      purgeIntervalMs: 3_600_000,
-      onBatch: () => waker.wake(),
-    });
+    collector = createMetricsCollector(collectorOptions());
+  });
+
+  /** The worker's collector settings on this stack. */
+  const collectorOptions = (): MetricsCollectorOptions => ({
+    libvirt: stack.libvirt,
+    dataSource: stack.dataSource,
+    hostId,
+    // The worker's filter (src/worker/main.ts): only this host's machines.
+    owns: (id) => stack.dataSource.getRepository(Machine).exists({ where: { id, hostId } }),
+    agentSample: (id) => (agentOn && id === vmId ? { metrics: agentSample(), at: new Date() } : null),
+    logger: quiet,
+    intervalMs: INTERVAL_MS,
+    rawRetentionS: 3600,
+    rollupRetentionS: 7 * 86_400,
+    purgeIntervalMs: 3_600_000,
+    onBatch: () => waker.wake(),
   });
 
   afterAll(async () => {
@@ -296,8 +324,6 @@ describe('VM metrics on the real stack', () => {
     const owner = await h.socket(world.owner);
     const bystander = await h.socket(world.owner); // same user, did not subscribe
     const stranger = await h.socket(outsider);
-    const subscribe = (s: RecordingSocket, machineId: string) =>
-      new Promise<SubscribeAck>((resolve) => s.socket.emit(METRICS_SUBSCRIBE, { machineId }, resolve));
     try {
       expect(await subscribe(stranger, vmId)).toEqual({
         ok: false,
@@ -369,23 +395,9 @@ describe('VM metrics on the real stack', () => {
   it('withdraws subscriptions when the VM moves to another department, keeping those who still see it', async () => {
     const owner = await h.socket(world.owner);
     const mgr = await h.socket(manager2);
-    const subscribe = (r: RecordingSocket) =>
-      new Promise<SubscribeAck>((resolve) => r.socket.emit(METRICS_SUBSCRIBE, { machineId: vmId }, resolve));
-    const moveTo = async (departmentId: string) => {
-      await stack.dataSource.getRepository(Machine).update({ id: vmId }, { departmentId });
-      await publishEvent(stack.dataSource.manager, {
-        resource: 'vms',
-        action: 'update',
-        resourceId: vmId,
-        payload: { machine: { id: vmId } },
-        ownerId: world.owner.id,
-        departmentId,
-        dedupeKey: `test:${randomUUID()}`,
-      });
-    };
     try {
-      expect(await subscribe(owner)).toEqual({ ok: true });
-      expect(await subscribe(mgr)).toEqual({ ok: true });
+      expect(await subscribe(owner, vmId)).toEqual({ ok: true });
+      expect(await subscribe(mgr, vmId)).toEqual({ ok: true });
       await moveTo(otherDeptId); // the row only: the workflow that would move it is not what is tested here
       await mgr.waitFor(
         (e) => e.name === 'vms:metrics:unsubscribed' && e.payload.machineId === vmId,
@@ -401,5 +413,204 @@ describe('VM metrics on the real stack', () => {
       owner.close();
       mgr.close();
     }
+  });
+  const metricsRoomOf = (machineId: string) => h.api.io!.of('/').adapter.rooms.get(`metrics:${machineId}`);
+
+  /**
+   * Holds the API's reads of the given machines (the feed's subscribe reads) after they returned, until
+   * `open()`: the real read, then a gate this test controls, so what happens between a subscribe's read
+   * and its join is ordered by the test, not by luck.
+   */
+  const gateReads = (ids: ReadonlySet<string>) => {
+    const repo = stack.dataSource.getRepository(Machine);
+    const real = repo.findOne.bind(repo);
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const held: string[] = [];
+    const spy = jest.spyOn(repo, 'findOne').mockImplementation(async (o) => {
+      const m = await real(o);
+      const id = (o.where as { id?: unknown } | undefined)?.id;
+      if (typeof id === 'string' && ids.has(id)) {
+        held.push(id);
+        await opened;
+      }
+      return m;
+    });
+    return { held, open: () => open(), restore: () => spy.mockRestore() };
+  };
+
+  it('counts subscribes still reading against the per-socket cap: a burst past it is refused without a read', async () => {
+    const s = await h.socket(world.owner);
+    const ids = Array.from({ length: 100 }, () => randomUUID()); // the default cap: 100 per connection
+    const gate = gateReads(new Set(ids));
+    try {
+      const acks = ids.map((id) => subscribe(s, id));
+      await waitFor(async () => gate.held.length === 100, 'the 100 subscribe reads in flight');
+      // Nothing joined yet, but 100 are in flight: the next one is refused at once (it used to be read).
+      expect(await subscribe(s, randomUUID())).toMatchObject({ ok: false, status: 429 });
+      gate.open();
+      expect(await Promise.all(acks)).toEqual(ids.map(() => expect.objectContaining({ status: 404 })));
+      // Once they are answered nothing is counted any more.
+      expect(await subscribe(s, vmId)).toEqual({ ok: true });
+    } finally {
+      gate.open();
+      gate.restore();
+      s.close();
+    }
+  });
+
+  it('an unsubscribe sent while the subscribe is still reading cancels it: the socket joins nothing', async () => {
+    const s = await h.socket(world.owner);
+    const gate = gateReads(new Set([vmId]));
+    try {
+      const pending = subscribe(s, vmId);
+      await waitFor(async () => gate.held.length === 1, 'the subscribe read in flight');
+      await new Promise((resolve) => s.socket.emit(METRICS_UNSUBSCRIBE, { machineId: vmId }, resolve));
+      gate.open();
+      expect(await pending).toEqual({ ok: true });
+      expect(metricsRoomOf(vmId)?.has(s.socket.id!) ?? false).toBe(false);
+      gate.restore();
+      // Nothing left pending: the socket subscribes again, and this time it stays.
+      expect(await subscribe(s, vmId)).toEqual({ ok: true });
+      expect(metricsRoomOf(vmId)?.has(s.socket.id!)).toBe(true);
+    } finally {
+      gate.open();
+      gate.restore();
+      s.close();
+    }
+  });
+
+  it('a subscribe whose socket disconnected during its read joins nothing and holds nothing', async () => {
+    const s = await h.socket(world.owner);
+    const gate = gateReads(new Set([vmId]));
+    try {
+      const id = s.socket.id!;
+      void subscribe(s, vmId);
+      await waitFor(async () => gate.held.length === 1, 'the subscribe read in flight');
+      expect(h.api.metricsFeed.inFlight).toBe(1);
+      s.close();
+      await waitFor(async () => !h.api.io!.of('/').sockets.has(id), 'the server to see the disconnect');
+      gate.open();
+      await waitFor(async () => h.api.metricsFeed.inFlight === 0, 'the subscribe to finish');
+      expect(metricsRoomOf(vmId)?.has(id) ?? false).toBe(false);
+    } finally {
+      gate.open();
+      gate.restore();
+      s.close();
+    }
+  });
+
+  it('a subscribe whose VM moved out of sight during its read reads it again and joins nothing', async () => {
+    const watcher = await h.socket(manager2); // subscribed already: the relay's re-check shows on it
+    const late = await h.socket(manager2);
+    try {
+      expect(await subscribe(watcher, vmId)).toEqual({ ok: true });
+      const held = gateReads(new Set([vmId]));
+      try {
+        // The late subscribe has read the VM in its department (the manager may see it) ...
+        const pending = subscribe(late, vmId);
+        await waitFor(async () => held.held.length === 1, 'the late subscribe read in flight');
+        // ... the VM moves to another department and the relay's re-check withdraws the watcher ...
+        await moveTo(otherDeptId);
+        await watcher.waitFor(
+          (e) => e.name === 'vms:metrics:unsubscribed' && e.payload.machineId === vmId,
+          'the watcher withdrawn',
+        );
+        // ... then the late subscribe completes: it must not join with what it read before the move.
+        held.open();
+        expect(await pending).toEqual({ ok: false, status: 404, detail: 'machine not found' });
+        const room = metricsRoomOf(vmId);
+        expect(room?.has(late.socket.id!) ?? false).toBe(false);
+        expect(room?.has(watcher.socket.id!) ?? false).toBe(false);
+      } finally {
+        held.open();
+        held.restore();
+      }
+    } finally {
+      await moveTo(world.department.id);
+      watcher.close();
+      late.close();
+    }
+  });
+
+  /**
+   * A restarted worker's roll-up with `retentionS` of raw retention over `rows` (raw samples at these
+   * times, cpuPct 1) and `stored` (minutes already rolled up: 6 samples, cpuPct 50); then each minute's row.
+   */
+  const restartRollup = async (retentionS: number, rows: number[], stored: number[], minutes: number[]) => {
+    const sample = (at: number) => {
+      const p = { machineId: vmId, at: new Date(at), agent: false } as any;
+      for (const f of METRIC_FIELDS) p[f] = null;
+      p.cpuPct = 1;
+      return p;
+    };
+    await insertRaw(stack.dataSource, rows.map(sample));
+    for (const bucket of stored)
+      await stack.dataSource.query(
+        'INSERT INTO `machine_metric_minute` (`machineId`, `bucket`, `samples`, `agentSamples`, `cpuPct`) VALUES (?, ?, 6, 0, 50)',
+        [vmId, new Date(bucket)],
+      );
+    try {
+      const restarted = createMetricsCollector({
+        ...collectorOptions(),
+        rawRetentionS: retentionS,
+        rollupChunkMinutes: 7,
+      });
+      await restarted.rollup();
+      const out: Array<Array<{ samples: number; cpuPct: number }>> = [];
+      for (const bucket of minutes) {
+        const got = await stack.dataSource.query(
+          'SELECT `samples`, `cpuPct` FROM `machine_metric_minute` WHERE `machineId` = ? AND `bucket` = ?',
+          [vmId, new Date(bucket)],
+        );
+        out.push(got.map((r: any) => ({ samples: Number(r.samples), cpuPct: Number(r.cpuPct) })));
+      }
+      return out;
+    } finally {
+      const last = Math.max(...rows, ...stored, ...minutes);
+      await stack.dataSource.query('DELETE FROM `machine_metric_raw` WHERE `machineId` = ? AND `at` <= ?', [
+        vmId,
+        new Date(last),
+      ]);
+      await stack.dataSource.query(
+        'DELETE FROM `machine_metric_minute` WHERE `machineId` = ? AND `bucket` <= ?',
+        [vmId, new Date(last)],
+      );
+    }
+  };
+
+  it('a restarted worker rolls up from the first whole minute raw retention holds, not the partly purged one', async () => {
+    const retentionS = 3 * 3600;
+    // The restarted worker takes its clock when created: not in the last seconds of a minute, so that the
+    // minute retention cuts into is the same for it and for this test.
+    const into = Date.now() % 60_000;
+    if (into > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - into + 100));
+    const cut = Math.floor((Date.now() - retentionS * 1000) / 60_000) * 60_000; // the minute retention cuts into
+    // What the purge left of the cut minute: its last sample. No mean of it is written; the next minute is.
+    expect(await restartRollup(retentionS, [cut + 59_000, cut + 60_000], [], [cut, cut + 60_000])).toEqual([
+      [],
+      [{ samples: 1, cpuPct: 1 }],
+    ]);
+  });
+
+  it('a restarted worker catching up keeps the minutes already stored (computed from all their samples)', async () => {
+    const minute = Math.floor((Date.now() - 3600_000) / 60_000) * 60_000;
+    expect(await restartRollup(3 * 3600, [minute + 10_000], [minute], [minute])).toEqual([
+      [{ samples: 6, cpuPct: 50 }],
+    ]);
+  });
+
+  it("asks once per TTL whether a vmflow domain that is not this host's is ours", async () => {
+    const asked = new Map<string, number>();
+    const elsewhere = createMetricsCollector({
+      ...collectorOptions(),
+      owns: (id) => {
+        asked.set(id, (asked.get(id) ?? 0) + 1);
+        return Promise.resolve(false); // as the worker of another host sees this VM
+      },
+    });
+    expect(await elsewhere.collect()).toEqual([]);
+    expect(await elsewhere.collect()).toEqual([]);
+    expect(asked.get(vmId)).toBe(1);
   });
 });

@@ -1,6 +1,7 @@
 /** Rollup math (means over the samples that reported each field, peak CPU, counts) and the live throttle. */
 import { METRIC_FIELDS, type MetricPoint, toPoint } from '../../../src/metrics/point';
 import { bucketStart, rollup } from '../../../src/metrics/rollup';
+import { rollupWindows } from '../../../src/metrics/store';
 import { Throttle } from '../../../src/metrics/throttle';
 
 const A = '00000000-0000-4000-8000-00000000000a';
@@ -134,5 +135,31 @@ describe('throttle', () => {
     t.sweep(6_000);
     expect(t.size).toBe(1);
     expect(t.allow(A, 1_000)).toBe(true); // the clock went back: never stuck
+  });
+});
+
+describe('rollup windows (a restarted worker catching up)', () => {
+  const M = 60_000;
+  it('splits a long catch-up into bounded chunks of minutes, none straddling the start', () => {
+    // Seven days of catch-up: bounded reads, not one.
+    const week = rollupWindows(T0, T0 + 7 * 1440 * M, T0 + 7 * 1440 * M, 10);
+    expect(week).toHaveLength((7 * 1440) / 10);
+    expect(week.every(([a, b]) => b - a <= 10 * M)).toBe(true);
+    expect(rollupWindows(T0, T0 + 25 * M, T0 + 13 * M, 10)).toEqual([
+      [T0, T0 + 10 * M],
+      [T0 + 10 * M, T0 + 13 * M],
+      [T0 + 13 * M, T0 + 23 * M],
+      [T0 + 23 * M, T0 + 25 * M],
+    ]);
+  });
+
+  it('covers [from, upTo) exactly, and nothing when nothing ended', () => {
+    const w = rollupWindows(T0, T0 + 3 * M, T0, 10);
+    expect(w).toEqual([[T0, T0 + 3 * M]]);
+    expect(rollupWindows(T0, T0, T0, 10)).toEqual([]);
+    expect(rollupWindows(T0, T0 + 2 * M, T0 + 5 * M, 0)).toEqual([
+      [T0, T0 + M],
+      [T0 + M, T0 + 2 * M],
+    ]);
   });
 });
