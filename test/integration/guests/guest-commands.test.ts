@@ -4,19 +4,31 @@
  * `GET …/guest` (QEMU guest agent), processes, services and packages (vmflow's agent, through the host
  * worker's watcher), exec with its exit code, output cap, timeout and secret standard input, kill, service
  * stop/start, who may do what, 503 when an agent is gone or the machine is off, 504 when the agent is
- * silent, and operation records that name their actor and hold no secret.
+ * silent, and operation records that name their actor and hold no secret. And issue 11's end-to-end proof
+ * of VM metrics on that guest (docs/metrics.md): the worker's collector, fed by the suite's agent watcher,
+ * stores points with libvirt's and the agent's fields; the owner's subscribed socket gets `vms:metrics`,
+ * another department's is refused; a killed agent is restarted by systemd and says hello again; a guest
+ * reboot keeps the series.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- API bodies and socket payloads are JSON read loosely */
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';
+import { METRICS_EVENT, METRICS_SUBSCRIBE, type SubscribeAck } from '../../../src/api/metrics-feed';
 import { type Department } from '../../../src/entities/department';
 import { Event } from '../../../src/entities/event';
 import { Host } from '../../../src/entities/host';
 import { Machine } from '../../../src/entities/machine';
 import { Operation } from '../../../src/entities/operation';
 import { type User } from '../../../src/entities/user';
-import { createAgentWatcher, libvirtDomainSource } from '../../../src/worker/agent-watcher';
+import { METRIC_FIELDS } from '../../../src/metrics/point';
+import {
+  type AgentWatcher,
+  createAgentWatcher,
+  libvirtDomainSource,
+} from '../../../src/worker/agent-watcher';
+import { createMetricsCollector, type MetricsCollector } from '../../../src/worker/metrics-collector';
 import { GUEST_EXEC_MAX_OUTPUT_BYTES } from '../../../src/workflows/shared';
-import { startApi, type ApiHarness } from '../../support/api-harness';
+import { startApi, type ApiHarness, type RecordingSocket } from '../../support/api-harness';
 import { deleteAndWait, operationEnded } from '../../support/api-operations';
 import { seedDepartment, seedUser } from '../../support/db';
 import { projectImageTemplate } from '../../support/guests';
@@ -36,6 +48,8 @@ const everySecond =
     return v;
   };
 const SECRET = `stdin-secret-${randomUUID()}`;
+/** The collector's interval here (the worker's default is 10 s; a configured setting, not a timing assertion). */
+const METRICS_INTERVAL_MS = 2_000;
 
 describe('guest reads and commands on a booted guest', () => {
   let stack: Stack;
@@ -48,6 +62,11 @@ describe('guest reads and commands on a booted guest', () => {
   let imageId: string;
   let templateId: string;
   let machineId: string;
+  let watcher: AgentWatcher;
+  let collector: MetricsCollector;
+  /** When the create operation (start included) ended, and when vmflow's agent was first seen connected. */
+  let bootedAt: number;
+  let agentAt: number;
 
   const url = (rest = '') => `/api/machines/${machineId}${rest}`;
   const operation = (id: string) => operationEnded(h, admin, id, 5 * 60_000);
@@ -75,12 +94,24 @@ describe('guest reads and commands on a booted guest', () => {
       state: string;
     }>;
   const stateOf = async (name: string) => (await services()).find((s) => s.name === name)?.state;
+  /** The VM's series at the collection interval, as its owner reads it. */
+  const series = async (from: number) => {
+    const q = `from=${new Date(from).toISOString()}&to=${new Date(Date.now() + 1000).toISOString()}`;
+    const r = await h.call('GET', url(`/metrics?${q}&step=${METRICS_INTERVAL_MS / 1000}`), { as: alice });
+    expect(r.status).toBe(200);
+    return r.body;
+  };
+  /** The starts (ms) of the buckets in which every field is known: libvirt's and the agent's. */
+  const fullPoints = (b: any): number[] =>
+    (b.at as string[])
+      .filter((_, i) => METRIC_FIELDS.every((f) => typeof b[f][i] === 'number'))
+      .map((a) => Date.parse(a));
 
   beforeAll(async () => {
     stack = await startStack({
       // The host worker's watcher, as src/worker/main.ts builds it: only this suite's host's machines.
       agents: ({ libvirt, dataSource, hostName }) =>
-        createAgentWatcher({
+        (watcher = createAgentWatcher({
           source: libvirtDomainSource(libvirt, {
             owns: async (id) => {
               const host = await dataSource.getRepository(Host).findOneBy({ name: hostName });
@@ -90,9 +121,28 @@ describe('guest reads and commands on a booted guest', () => {
           hostName,
           logger: pino({ level: 'silent' }),
           reconcileMs: 2_000,
-        }),
+        })),
     });
-    h = await startApi(stack);
+    // The worker's metrics collector (src/worker/main.ts): this host's machines, the watcher's samples. No
+    // Redis: the API's live feed polls (every 5 s), as it does while Redis is down.
+    const host = await stack.dataSource.getRepository(Host).findOneByOrFail({ name: stack.hostName });
+    collector = createMetricsCollector({
+      libvirt: stack.libvirt,
+      dataSource: stack.dataSource,
+      hostId: host.id,
+      owns: (id) => stack.dataSource.getRepository(Machine).exists({ where: { id, hostId: host.id } }),
+      agentSample: (id) => {
+        const s = watcher.status(id);
+        return s?.metrics && s.metricsAt ? { metrics: s.metrics, at: s.metricsAt } : null;
+      },
+      logger: pino({ level: 'silent' }),
+      intervalMs: METRICS_INTERVAL_MS,
+      rawRetentionS: 3600,
+      rollupRetentionS: 7 * 86_400,
+      purgeIntervalMs: 3_600_000,
+    });
+    collector.start();
+    h = await startApi(stack, { metrics: { intervalMs: METRICS_INTERVAL_MS, rawRetentionS: 3600 } });
     admin = await seedUser(stack.dataSource, 'ADMIN');
     manager = await seedUser(stack.dataSource);
     alice = await seedUser(stack.dataSource);
@@ -117,6 +167,7 @@ describe('guest reads and commands on a booted guest', () => {
     expect(create.status).toBe(202);
     machineId = create.body.machine.id;
     expect((await operation(create.body.operation.id)).status).toBe('succeeded');
+    bootedAt = Date.now();
     // Booted: the QEMU guest agent answers with the provisioned host name, and vmflow's agent is connected.
     const started = Date.now();
     await waitFor(
@@ -132,6 +183,7 @@ describe('guest reads and commands on a booted guest', () => {
       "vmflow's agent to connect",
       BOOT_DEADLINE_MS,
     );
+    agentAt = watcher.status(machineId)?.helloAt?.getTime() ?? Date.now();
     // Settled: cloud-init's last stages done (systemd is busy until then and slow to list its units).
     const settled = await exec('/usr/bin/cloud-init', ['status', '--wait'], { timeoutS: 600 });
     expect(settled.stdout).toMatch(/status: done/);
@@ -139,6 +191,7 @@ describe('guest reads and commands on a booted guest', () => {
   });
 
   afterAll(async () => {
+    await collector?.stop();
     if (machineId) await deleteAndWait(h, admin, url());
     if (templateId) await h.call('DELETE', `/api/templates/${templateId}`, { as: admin });
     if (imageId) await deleteAndWait(h, admin, `/api/images/${imageId}`);
@@ -170,6 +223,53 @@ describe('guest reads and commands on a booted guest', () => {
     expect(info.filesystems).toEqual(
       expect.arrayContaining([expect.objectContaining({ mountpoint: '/', type: 'ext4' })]),
     );
+  });
+
+  it("metrics: CPU, memory, disk and network from libvirt and the agent's fields, soon after boot", async () => {
+    const first = await waitFor(
+      everySecond(async () => fullPoints(await series(bootedAt - 60_000))[0]),
+      "a point with libvirt's and the agent's fields",
+      5 * 60_000,
+    );
+    const b = await series(bootedAt - 60_000);
+    const i = (b.at as string[]).indexOf(new Date(first).toISOString());
+    for (const f of ['memAssignedBytes', 'memTotalBytes', 'memUsedBytes', 'hostRssBytes', 'fsTotalBytes'])
+      expect(b[f][i]).toBeGreaterThan(0);
+    for (const f of ['cpuPct', 'diskReadBps', 'diskWriteBps', 'netRxBps', 'netTxBps', 'guestCpuPct', 'load1'])
+      expect(b[f][i]).toBeGreaterThanOrEqual(0);
+    expect(b.fsUsedBytes[i]).toBeLessThanOrEqual(b.fsTotalBytes[i]);
+    expect(b.memUsedBytes[i]).toBeLessThanOrEqual(b.memTotalBytes[i]);
+    console.log(
+      `metrics: first point with every field (libvirt + agent) in the bucket of ${first - bootedAt} ms after ` +
+        `the create operation ended; vmflow's agent said hello ${agentAt - bootedAt} ms after it ` +
+        `(collector every ${METRICS_INTERVAL_MS} ms, agent every ${watcher.status(machineId)?.hello?.intervalS} s)`,
+    );
+  });
+
+  it("vms:metrics reaches the owner's subscribed socket; another department's is refused and gets none", async () => {
+    const owner = await h.socket(alice);
+    const other = await h.socket(stranger);
+    try {
+      const subscribe = (s: RecordingSocket) =>
+        new Promise<SubscribeAck>((resolve) => s.socket.emit(METRICS_SUBSCRIBE, { machineId }, resolve));
+      expect(await subscribe(other)).toMatchObject({ ok: false, status: 404 });
+      expect(await subscribe(owner)).toEqual({ ok: true });
+      const ours = (e: { name: string; payload: any }) =>
+        e.name === METRICS_EVENT && e.payload.machineId === machineId && e.payload.agent === true;
+      const one = await owner.waitFor(ours, 'vms:metrics for the VM', 60_000);
+      expect(one.payload).toMatchObject({
+        cpuPct: expect.any(Number),
+        memUsedBytes: expect.any(Number),
+        netRxBps: expect.any(Number),
+        guestCpuPct: expect.any(Number),
+        fsUsedBytes: expect.any(Number),
+      });
+      await owner.waitFor((e) => ours(e) && e.payload.at !== one.payload.at, 'a second vms:metrics', 60_000);
+      expect(other.events.filter((e) => e.name === METRICS_EVENT)).toEqual([]);
+    } finally {
+      owner.close();
+      other.close();
+    }
   });
 
   it('prints how long reads and an exec take here (figures, not asserted)', async () => {
@@ -336,11 +436,54 @@ describe('guest reads and commands on a booted guest', () => {
       'the watcher to see the agent silent (503)',
       120_000,
     );
+    expect(watcher.status(machineId)?.state).toBe('absent');
     await exec('/bin/systemctl', ['start', 'vmflow-agent.service']);
     await waitFor(
       everySecond(async () => (await h.call('GET', url('/processes'), { as: alice })).status === 200),
       'the agent back',
       120_000,
+    );
+  });
+
+  it("vmflow's agent killed (SIGKILL): systemd restarts it and the host takes its fresh hello and samples", async () => {
+    const mainPid = async () =>
+      Number(
+        (await exec('/bin/systemctl', ['show', '--property=MainPID', '--value', 'vmflow-agent.service']))
+          .stdout,
+      );
+    const before = await mainPid();
+    expect(before).toBeGreaterThan(1);
+    const killedAt = Date.now();
+    expect(await exec('/bin/systemctl', ['kill', '--signal=KILL', 'vmflow-agent.service'])).toMatchObject({
+      exitCode: 0,
+    });
+    // Restart=always, RestartSec=2 (scripts/image/build.sh): a new process says hello unasked, then samples.
+    const back = await waitFor(
+      everySecond(async () => {
+        const s = watcher.status(machineId);
+        const hello = s?.helloAt?.getTime() ?? 0;
+        return s?.state === 'connected' && hello > killedAt && (s.metricsAt?.getTime() ?? 0) > hello
+          ? s
+          : undefined;
+      }),
+      'a hello and a sample from the restarted agent',
+      120_000,
+    );
+    const after = await mainPid();
+    expect(after).toBeGreaterThan(1);
+    expect(after).not.toBe(before);
+    expect((await h.call('GET', url('/processes'), { as: alice })).status).toBe(200);
+    // Its first sample: the new process counts from 1 again; the collector merges it into the next points.
+    expect(back.metrics!.seq).toBeLessThanOrEqual(2);
+    const since = back.metricsAt!.getTime();
+    await waitFor(
+      everySecond(async () => fullPoints(await series(since)).some((t) => t > since)),
+      "a point with the restarted agent's fields",
+      120_000,
+    );
+    console.log(
+      `agent killed: the restarted agent's hello reached the host ${back.helloAt!.getTime() - killedAt} ms ` +
+        `later, its first sample ${since - killedAt} ms later`,
     );
   });
 
@@ -369,6 +512,42 @@ describe('guest reads and commands on a booted guest', () => {
       histories++;
     }
     expect(histories).toBeGreaterThan(10);
+  });
+
+  it('a guest reboot keeps the series: the points from before it stay, new ones arrive after it', async () => {
+    const from = bootedAt - 60_000;
+    const before = fullPoints(await series(from));
+    expect(before.length).toBeGreaterThan(0);
+    const rebootAt = Date.now();
+    const r = await h.call('POST', url('/power'), { as: alice, body: { action: 'reboot' } });
+    expect(r.status).toBe(202);
+    expect((await operation(r.body.operation.id)).status).toBe('succeeded');
+    // Back: a sample of a guest whose uptime began after the reboot was asked for.
+    const back = await waitFor(
+      everySecond(async () => {
+        const s = watcher.status(machineId);
+        const at = s?.metricsAt?.getTime() ?? 0;
+        return s?.state === 'connected' && at > rebootAt && s.metrics!.uptimeS <= (at - rebootAt) / 1000
+          ? s
+          : undefined;
+      }),
+      "vmflow's agent back after the reboot",
+      BOOT_DEADLINE_MS,
+    );
+    const since = back.metricsAt!.getTime();
+    const after = await waitFor(
+      everySecond(async () => {
+        const points = fullPoints(await series(from));
+        return points.some((t) => t > since) ? points : undefined;
+      }),
+      'points with every field after the reboot',
+      120_000,
+    );
+    expect(after).toEqual(expect.arrayContaining(before));
+    console.log(
+      `reboot: agent sample of the new boot ${since - rebootAt} ms after the reboot was asked; ` +
+        `${before.length} full points before it, ${after.length} after`,
+    );
   });
 
   it('a machine that is off: reads and commands are 503', async () => {
