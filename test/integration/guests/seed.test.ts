@@ -109,7 +109,9 @@ describe('seed activities (real libvirtd)', () => {
       sizeBytes: expect.any(Number),
     });
     expect(JSON.stringify([result, heartbeats])).not.toContain(PASSWORD);
-    expect(heartbeats.length).toBeGreaterThan(0);
+    // A write shorter than the heartbeat interval sends none (no beat at an activity's start:
+    // docs/performance.md); those a longer one sends carry its step only, never what the seed holds.
+    for (const beat of heartbeats) expect(beat).toEqual({ step: 'write seed' });
 
     const vol = (await volumeOf(conn, id))!;
     expect(vol).not.toBeNull();
