@@ -133,8 +133,8 @@ describe('event wake-ups', () => {
   });
 });
 
-/** An API process (`src/api/main.ts`) on its own port. */
-async function startApiProcess(port: number): Promise<ChildProcess> {
+/** An API process (`src/api/main.ts`) on its own port, added to `track` as soon as it is spawned. */
+async function startApiProcess(port: number, track: ChildProcess[]): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
     [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'src/api/main.ts'],
@@ -145,6 +145,8 @@ async function startApiProcess(port: number): Promise<ChildProcess> {
         NODE_ENV: 'test',
         PORT: String(port),
         API_HOST: '127.0.0.1',
+        // Two API processes on one host: each its own Prometheus listener (0: any free port).
+        API_METRICS_PORT: '0',
         REDIS_URL: redis.url,
         JWT_SECRET,
         SECRETS_KEY: 'vmflow-test-secrets-key-0123456789',
@@ -155,6 +157,7 @@ async function startApiProcess(port: number): Promise<ChildProcess> {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  track.push(proc);
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   proc.stdout!.on('data', (d: Buffer) => (err += d.toString()));
@@ -176,6 +179,7 @@ describe('two API processes', () => {
   afterAll(async () => {
     for (const s of sockets) s.close();
     for (const p of procs) {
+      if (p.exitCode !== null || p.signalCode !== null) continue; // exited already (one that failed to start)
       const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGTERM');
       await exited;
@@ -184,7 +188,8 @@ describe('two API processes', () => {
 
   it('each delivers every event exactly once, in order, to its own sockets', async () => {
     const ports = [await freePort(), await freePort()];
-    procs.push(...(await Promise.all(ports.map((p) => startApiProcess(p)))));
+    // Each process is tracked from its spawn: one that fails to start must not leave the other running.
+    await Promise.all(ports.map((p) => startApiProcess(p, procs)));
     const admin = await seedUser(ds, 'ADMIN');
     const token = signToken(JWT_SECRET, admin);
     const received: string[][] = [];
